@@ -1,0 +1,48 @@
+//! # smol-devx
+//!
+//! A multi-process debugger for actor trees built on the [smol] runtime,
+//! modelled on the debug subsystem of the Python actor runtime tractor.
+//!
+//! The crate is built in layers (see `DESIGN.md`); each uses only the
+//! layers below it:
+//!
+//! | layer | modules | owns |
+//! |---|---|---|
+//! | wire | [`msg`], [`codec`] | message types, length-prefixed CBOR frames, the per-task payload spec |
+//! | task | [`task`] | runtime-agnostic task-local storage |
+//!
+//! Everything that crosses a process boundary goes through [`codec`],
+//! which bounds frame size and nesting depth and turns every bad byte
+//! sequence into a typed [`codec::CodecError`].
+//!
+//! ```
+//! use smol_devx::codec::{Codec, PldSpec, with_pld_spec, decode_pld, encode_pld};
+//! use smol_devx::msg::{ActorUid, LockMsg, LockRelease, Msg};
+//!
+//! let release = LockMsg::LockRelease(LockRelease {
+//!     subactor_uid: ActorUid::new("child", "1f78"),
+//!     cid: 7,
+//! });
+//! let frame = Codec::default()
+//!     .encode(&Msg::Yield { cid: 7, pld: encode_pld(&release).unwrap() })
+//!     .unwrap();
+//! let (msg, used) = Codec::default().decode_frame(&frame).unwrap();
+//! assert_eq!(used, frame.len());
+//! let Msg::Yield { pld, .. } = msg else { unreachable!() };
+//!
+//! // Inside the lock dialog's task only lock messages are accepted.
+//! let got: LockMsg = smol::block_on(with_pld_spec(&PldSpec::LOCK, async {
+//!     decode_pld(&pld)
+//! }))
+//! .unwrap();
+//! assert_eq!(got, release);
+//! ```
+//!
+//! [smol]: https://docs.rs/smol
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod codec;
+pub mod msg;
+pub mod task;
