@@ -25,6 +25,8 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::msg::{short_type_name, LockMsg, Msg, Pld};
 use crate::task::local::Scope;
 
+mod scan;
+
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;
 
@@ -116,7 +118,10 @@ impl fmt::Display for CodecError {
                 offset: Some(at),
                 reason,
             } => write!(f, "malformed message at byte {at}: {reason}"),
-            CodecError::Malformed { offset: None, reason } => {
+            CodecError::Malformed {
+                offset: None,
+                reason,
+            } => {
                 write!(f, "malformed message: {reason}")
             }
             CodecError::TrailingBytes { extra } => {
@@ -277,6 +282,8 @@ impl Codec {
     /// Deep enough for any message of this crate and ordinary app data,
     /// shallow enough for a 2 MiB worker-thread stack.
     pub const DEFAULT_MAX_DEPTH: usize = 128;
+    /// ciborium's own recursion bound, which stays in force underneath.
+    pub const MAX_DEPTH_CAP: usize = 256;
 
     /// Sets the largest frame body accepted or sent (capped at `u32::MAX`,
     /// what the prefix can say).
@@ -285,9 +292,10 @@ impl Codec {
         self
     }
 
-    /// Sets the nesting bound of envelopes and payloads.
+    /// Sets the nesting bound of envelopes and payloads, at most
+    /// [`Codec::MAX_DEPTH_CAP`].
     pub fn with_max_depth(mut self, depth: usize) -> Self {
-        self.max_depth = depth;
+        self.max_depth = depth.min(Self::MAX_DEPTH_CAP);
         self
     }
 
@@ -397,27 +405,30 @@ impl Codec {
 
     fn decode_exact<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, DecodeFailure> {
         use ciborium::de::Error;
-        let mut rest = bytes;
-        let value = ciborium::de::from_reader_with_recursion_limit(&mut rest, self.max_depth)
-            .map_err(|e| match e {
-                Error::Io(_) => DecodeFailure::Codec(CodecError::Truncated {
-                    // ciborium does not say how much it wanted; at least one more.
-                    needed: bytes.len() + 1,
-                    got: bytes.len(),
-                }),
-                Error::Syntax(at) => DecodeFailure::Codec(CodecError::Malformed {
-                    offset: Some(at),
-                    reason: "invalid CBOR".into(),
-                }),
-                Error::RecursionLimitExceeded => DecodeFailure::Codec(CodecError::TooDeep {
-                    limit: self.max_depth,
-                }),
-                Error::Semantic(offset, reason) => DecodeFailure::Semantic { offset, reason },
-            })?;
-        if !rest.is_empty() {
-            return Err(DecodeFailure::Codec(CodecError::TrailingBytes { extra: rest.len() }));
+        // The structural pass bounds nesting and finds the value's end, so
+        // ciborium only ever sees one complete, shallow value.
+        let end = scan::value_len(bytes, self.max_depth).map_err(DecodeFailure::Codec)?;
+        if end < bytes.len() {
+            return Err(DecodeFailure::Codec(CodecError::TrailingBytes {
+                extra: bytes.len() - end,
+            }));
         }
-        Ok(value)
+        // Strings longer than this take ciborium's allocating path.
+        let mut scratch = [0u8; 256];
+        ciborium::de::from_reader_with_buffer(bytes, &mut scratch).map_err(|e| match e {
+            Error::Io(_) => DecodeFailure::Codec(CodecError::Truncated {
+                needed: bytes.len() + 1,
+                got: bytes.len(),
+            }),
+            Error::Syntax(at) => DecodeFailure::Codec(CodecError::Malformed {
+                offset: Some(at),
+                reason: "invalid CBOR (bad UTF-8 or value)".into(),
+            }),
+            Error::RecursionLimitExceeded => DecodeFailure::Codec(CodecError::TooDeep {
+                limit: self.max_depth,
+            }),
+            Error::Semantic(offset, reason) => DecodeFailure::Semantic { offset, reason },
+        })
     }
 
     /// Reads one frame from `reader` into `buf` (reused across calls) and
@@ -544,8 +555,14 @@ fn text(bytes: &[u8]) -> Option<&str> {
 }
 
 fn peek(raw: &[u8]) -> Peeked<'_> {
-    let Some((major, arg, rest)) = head(raw) else {
-        return Peeked::Kind("invalid CBOR");
+    let mut raw = raw;
+    // ciborium decodes an enum through any CBOR tags around it.
+    let (major, arg, rest) = loop {
+        match head(raw) {
+            Some((6, _, inner)) => raw = inner,
+            Some(item) => break item,
+            None => return Peeked::Kind("invalid CBOR"),
+        }
     };
     match (major, arg) {
         (5, Some(1)) => text(rest).map_or(Peeked::Kind("map"), Peeked::Tag),
@@ -554,7 +571,6 @@ fn peek(raw: &[u8]) -> Peeked<'_> {
         (2, _) => Peeked::Kind("bytes"),
         (4, _) => Peeked::Kind("array"),
         (5, _) => Peeked::Kind("map"),
-        (6, _) => Peeked::Kind("tagged value"),
         _ => Peeked::Kind("simple value"),
     }
 }
@@ -571,8 +587,14 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(peek(tagged.as_bytes()), Peeked::Tag("LockRelease"));
-        assert_eq!(peek(encode_pld(&5u8).unwrap().as_bytes()), Peeked::Kind("integer"));
-        assert_eq!(peek(encode_pld("Unit").unwrap().as_bytes()), Peeked::Tag("Unit"));
+        assert_eq!(
+            peek(encode_pld(&5u8).unwrap().as_bytes()),
+            Peeked::Kind("integer")
+        );
+        assert_eq!(
+            peek(encode_pld("Unit").unwrap().as_bytes()),
+            Peeked::Tag("Unit")
+        );
         assert_eq!(peek(&[]), Peeked::Kind("invalid CBOR"));
         // Map head claiming a 2^64-byte key: no panic, no allocation.
         assert_eq!(

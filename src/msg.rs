@@ -316,7 +316,11 @@ pub struct RemoteError {
 
 impl RemoteError {
     /// Boxes a failure by its parts.
-    pub fn new(type_name: impl Into<String>, message: impl Into<String>, src_uid: ActorUid) -> Self {
+    pub fn new(
+        type_name: impl Into<String>,
+        message: impl Into<String>,
+        src_uid: ActorUid,
+    ) -> Self {
         Self {
             type_name: type_name.into(),
             message: message.into(),
@@ -402,7 +406,10 @@ mod tests {
     fn short_type_names() {
         struct Local;
         assert_eq!(short_type_name::<Local>(), "Local");
-        assert_eq!(short_type_name::<Vec<String>>(), "Vec<alloc::string::String>");
+        assert_eq!(
+            short_type_name::<Vec<String>>(),
+            "Vec<alloc::string::String>"
+        );
         assert_eq!(short_type_name::<u8>(), "u8");
     }
 

@@ -184,9 +184,8 @@ mod tests {
     #[test]
     fn panic_inside_a_scope_restores_the_outer_value() {
         let caught = N.sync_scope(1, || {
-            let inner = std::panic::catch_unwind(|| {
-                future::block_on(N.scope(2, async { panic!("boom") }))
-            });
+            let inner =
+                std::panic::catch_unwind(|| future::block_on(N.scope(2, async { panic!("boom") })));
             (inner.is_err(), N.get())
         });
         assert_eq!(caught, (true, Some(1)));
@@ -198,7 +197,8 @@ mod tests {
         struct SeesScope(Arc<AtomicUsize>);
         impl Drop for SeesScope {
             fn drop(&mut self) {
-                self.0.store(N.get().unwrap_or(0) as usize, Ordering::SeqCst);
+                self.0
+                    .store(N.get().unwrap_or(0) as usize, Ordering::SeqCst);
             }
         }
         let seen = Arc::new(AtomicUsize::new(99));
