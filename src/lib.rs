@@ -40,9 +40,12 @@
 //!
 //! [smol]: https://docs.rs/smol
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod actor;
 pub mod codec;
+pub mod ipc;
+pub mod log;
 pub mod msg;
 pub mod task;

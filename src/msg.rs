@@ -288,6 +288,9 @@ pub struct ErrorCause {
 /// source actor and backtrace text intact across any number of hops, and
 /// records every actor that relayed it.
 ///
+/// It is one pointer wide (the fields live behind a `Box`, reached
+/// through `Deref`), so `Result`s carrying it stay small.
+///
 /// ```
 /// use smol_devx::msg::{ActorUid, RemoteError};
 ///
@@ -299,7 +302,12 @@ pub struct ErrorCause {
 /// assert_eq!(err.relay_uid().name, "root");
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-pub struct RemoteError {
+#[serde(transparent)]
+pub struct RemoteError(Box<RemoteErrorData>);
+
+/// The fields of a [`RemoteError`].
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct RemoteErrorData {
     /// Type name of the original error (`NameError`, `Quit`, `panic`...).
     pub type_name: String,
     /// Display text of the original error.
@@ -314,6 +322,19 @@ pub struct RemoteError {
     pub relay_path: Vec<ActorUid>,
 }
 
+impl std::ops::Deref for RemoteError {
+    type Target = RemoteErrorData;
+    fn deref(&self) -> &RemoteErrorData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RemoteError {
+    fn deref_mut(&mut self) -> &mut RemoteErrorData {
+        &mut self.0
+    }
+}
+
 impl RemoteError {
     /// Boxes a failure by its parts.
     pub fn new(
@@ -321,14 +342,14 @@ impl RemoteError {
         message: impl Into<String>,
         src_uid: ActorUid,
     ) -> Self {
-        Self {
+        Self(Box::new(RemoteErrorData {
             type_name: type_name.into(),
             message: message.into(),
             src_uid,
             backtrace: String::new(),
             causes: Vec::new(),
             relay_path: Vec::new(),
-        }
+        }))
     }
 
     /// Boxes a Rust error: its short type name, message and `source()`
@@ -380,6 +401,10 @@ impl fmt::Display for RemoteError {
             "RemoteActorError: {} raised {}: {}",
             self.src_uid, self.type_name, self.message
         )?;
+        if !self.relay_path.is_empty() {
+            let hops: Vec<String> = self.relay_path.iter().map(ToString::to_string).collect();
+            write!(f, " (relayed by {})", hops.join(" -> "))?;
+        }
         for cause in &self.causes {
             write!(f, "\n  caused by: {}", cause.message)?;
         }

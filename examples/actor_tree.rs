@@ -1,0 +1,223 @@
+//! The actor tree on its own, without the debugger: spawn, results,
+//! errors climbing nested nurseries, one-cancels-all, daemons.
+//!
+//! `cargo run --example actor_tree -- <scenario>` with one of:
+//! `return`, `nested_error`, `one_cancels_all`, `daemon`, `tree_forever`
+//! (until killed), `serve` (until stdin closes). The multi-process tests in `tests/actor_tree.rs` drive it.
+
+use std::fmt;
+use std::time::Duration;
+
+use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::codec::PldSpec;
+use smol_devx::ipc::Context;
+use smol_devx::msg::RemoteError;
+
+/// The error the innermost actor of `nested_error` raises.
+#[derive(Debug)]
+struct NameError(&'static str);
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "name '{}' is not defined", self.0)
+    }
+}
+
+impl std::error::Error for NameError {}
+
+type Res<T> = Result<T, RemoteError>;
+
+/// Every actor says who and where it is, so tests can follow its pid.
+fn hello(actor: &Actor) {
+    println!("{} pid {}", actor.uid().name, std::process::id());
+}
+
+async fn double(actor: Actor, x: u64) -> Res<u64> {
+    hello(&actor);
+    Ok(2 * x)
+}
+
+async fn name_error(actor: Actor, _: ()) -> Result<(), NameError> {
+    hello(&actor);
+    Err(NameError("doggypants"))
+}
+
+/// Spawns the next level until `depth` reaches 0, where it spawns
+/// `name_error`; errors climb back through every level.
+async fn spawn_until(actor: Actor, depth: u32) -> Res<()> {
+    hello(&actor);
+    let mut nursery = Nursery::new(&actor);
+    if depth == 0 {
+        nursery
+            .run_in_actor(ActorSpec::new("name_error"), &())
+            .await?;
+    } else {
+        let next = ActorSpec::new("spawn_until").name(&format!("spawn_until_{}", depth - 1));
+        nursery.run_in_actor(next, &(depth - 1)).await?;
+    }
+    nursery.join().await
+}
+
+async fn sleep_forever(actor: Actor, _: ()) -> Res<()> {
+    hello(&actor);
+    smol::future::pending().await
+}
+
+async fn fail_after(actor: Actor, ms: u64) -> Result<(), NameError> {
+    hello(&actor);
+    smol::Timer::after(Duration::from_millis(ms)).await;
+    Err(NameError("late"))
+}
+
+/// A daemon's entry: serve dialogs until cancelled.
+async fn serve_forever(actor: Actor, _: ()) -> Res<()> {
+    hello(&actor);
+    smol::future::pending().await
+}
+
+async fn echo(_: Actor, ctx: Context, text: String) -> Res<String> {
+    ctx.send_started(&()).await.map_err(box_here)?;
+    Ok(text)
+}
+
+/// Spawns a child that sleeps forever and its own child that does too.
+async fn sleeper_with_child(actor: Actor, _: ()) -> Res<()> {
+    hello(&actor);
+    let mut nursery = Nursery::new(&actor);
+    nursery
+        .run_in_actor(ActorSpec::new("sleep_forever").name("grandchild"), &())
+        .await?;
+    nursery.join().await
+}
+
+fn box_here(e: impl std::error::Error + Send + Sync + 'static) -> RemoteError {
+    RemoteError::from_error(&e, smol_devx::msg::ActorUid::new("?", "?"))
+}
+
+/// The only payloads the root's `ping` handler accepts.
+static PING_ONLY: PldSpec = PldSpec::new("PingOnly", &["Ping"]);
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum PingMsg {
+    Ping(u32),
+}
+
+async fn ping(_: Actor, _: Context, PingMsg::Ping(n): PingMsg) -> Res<u32> {
+    Ok(n + 1)
+}
+
+async fn root(actor: Actor, scenario: String) -> Res<()> {
+    println!("root pid {} listening {}", std::process::id(), actor.addr());
+    let mut nursery = Nursery::new(&actor).grace(Duration::from_millis(500));
+    match scenario.as_str() {
+        "return" => {
+            let child = nursery
+                .run_in_actor(ActorSpec::new("double"), &21u64)
+                .await?;
+            nursery.join().await?;
+            println!("result {}", nursery.result::<u64>(child)?);
+        }
+        "nested_error" => {
+            nursery
+                .run_in_actor(ActorSpec::new("spawn_until").name("spawner0"), &2u32)
+                .await?;
+            if let Err(e) = nursery.join().await {
+                let hops: Vec<_> = e.relay_path.iter().map(|uid| uid.name.as_str()).collect();
+                println!(
+                    "error type={} src={} msg={} relay={}",
+                    e.type_name,
+                    e.src_uid.name,
+                    e.message,
+                    hops.join(",")
+                );
+                return Err(e);
+            }
+        }
+        "one_cancels_all" => {
+            for name in ["sleeper_a", "sleeper_b"] {
+                nursery
+                    .run_in_actor(ActorSpec::new("sleep_forever").name(name), &())
+                    .await?;
+            }
+            nursery
+                .run_in_actor(ActorSpec::new("fail_after"), &300u64)
+                .await?;
+            let err = nursery.join().await.expect_err("fail_after fails");
+            println!("joined with {} from {}", err.type_name, err.src_uid.name);
+        }
+        "daemon" => {
+            let daemon = nursery
+                .start_actor(ActorSpec::new("serve_forever").name("echo_daemon"), &())
+                .await?;
+            let portal = nursery.portal(daemon);
+            for i in 0..3 {
+                let reply: String = portal
+                    .run("echo", &format!("hello {i}"))
+                    .await
+                    .map_err(box_here)?;
+                println!("echo {reply}");
+            }
+            nursery.cancel().await;
+            println!("daemon cancelled");
+        }
+        "tree_forever" => {
+            nursery
+                .run_in_actor(ActorSpec::new("sleeper_with_child").name("child"), &())
+                .await?;
+            println!("spawned");
+            nursery.join().await?;
+        }
+        "serve" => {
+            // Serves its daemon child until stdin closes, echoing all the
+            // while: peers may come and go meanwhile.
+            let stdin_closed =
+                smol::unblock(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()));
+            let daemon = nursery
+                .start_actor(ActorSpec::new("serve_forever").name("echo_daemon"), &())
+                .await?;
+            let portal = nursery.portal(daemon);
+            let echo_loop = async {
+                for i in 0.. {
+                    let reply: String = portal
+                        .run("echo", &format!("{i}"))
+                        .await
+                        .map_err(box_here)?;
+                    println!("echo ok {reply}");
+                    smol::Timer::after(Duration::from_millis(50)).await;
+                }
+                Ok(())
+            };
+            smol::future::or(echo_loop, async {
+                let _ = stdin_closed.await;
+                Ok::<_, RemoteError>(())
+            })
+            .await?;
+            nursery.cancel().await;
+            println!("served");
+        }
+        other => {
+            return Err(RemoteError::new(
+                "Usage",
+                format!("unknown scenario {other:?}"),
+                actor.uid().clone(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    smol_devx::log::init();
+    let scenario = std::env::args().nth(1).unwrap_or_else(|| "return".into());
+    Runtime::new()
+        .entry("double", double)
+        .entry("name_error", name_error)
+        .entry("spawn_until", spawn_until)
+        .entry("sleep_forever", sleep_forever)
+        .entry("sleeper_with_child", sleeper_with_child)
+        .entry("fail_after", fail_after)
+        .entry("serve_forever", serve_forever)
+        .handler("echo", &PldSpec::ANY, echo)
+        .handler("ping", &PING_ONLY, ping)
+        .run(|actor| root(actor, scenario))
+}

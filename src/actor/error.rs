@@ -1,0 +1,108 @@
+//! Boxing failures for the trip up the tree.
+
+use std::any::Any;
+use std::backtrace::Backtrace;
+
+use crate::ipc::DialogError;
+use crate::msg::{ActorUid, RemoteError};
+
+/// Type name given to a panic's box.
+pub const PANIC_TYPE: &str = "panic";
+/// Type name given to a handler stopped by its peer's cancel.
+pub const CANCELLED_TYPE: &str = "ContextCancelled";
+
+/// Boxes an actor's failure. A `RemoteError` relayed from a child keeps
+/// its original type, message and source and gains this actor as a hop;
+/// anything else is boxed here, with this actor as the source.
+pub fn box_error<E>(err: E, here: &ActorUid) -> RemoteError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let any: Box<dyn Any> = Box::new(err);
+    let any = match any.downcast::<RemoteError>() {
+        Ok(remote) => return remote.relayed_by(here.clone()),
+        Err(any) => any,
+    };
+    let any = match any.downcast::<DialogError>() {
+        Ok(dialog) => match *dialog {
+            DialogError::Remote(remote) => return remote.relayed_by(here.clone()),
+            other => return boxed_here(&other, here),
+        },
+        Err(any) => any,
+    };
+    match any.downcast::<E>() {
+        Ok(err) => boxed_here(&*err, here),
+        Err(_) => unreachable!("the box holds an E"),
+    }
+}
+
+fn boxed_here<E: std::error::Error + 'static>(err: &E, here: &ActorUid) -> RemoteError {
+    RemoteError::from_error(err, here.clone())
+        .with_backtrace(Backtrace::force_capture().to_string())
+}
+
+/// Boxes a caught panic.
+pub fn box_panic(payload: Box<dyn Any + Send>, here: &ActorUid) -> RemoteError {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".into());
+    RemoteError::new(PANIC_TYPE, message, here.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct NameError;
+    impl std::fmt::Display for NameError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("name 'doggypants' is not defined")
+        }
+    }
+    impl std::error::Error for NameError {}
+
+    /// A failure boxed in a leaf and relayed by three actors arrives with
+    /// its original type, message and source, and every hop in order.
+    #[test]
+    fn three_hops_keep_the_original_intact() {
+        let leaf = ActorUid::new("name_error", "1");
+        let hops = [
+            ActorUid::new("spawn_until_2", "2"),
+            ActorUid::new("spawn_until_1", "3"),
+            ActorUid::new("spawner0", "4"),
+        ];
+        let mut err = box_error(NameError, &leaf);
+        assert!(!err.backtrace.is_empty());
+        for hop in &hops {
+            // Each hop's nursery sees a dialog error carrying the box.
+            err = box_error(DialogError::Remote(err), hop);
+        }
+        // Through the wire, too.
+        let codec = crate::codec::Codec::default();
+        let frame = codec
+            .encode(&crate::msg::Msg::Error { cid: 1, error: err })
+            .unwrap();
+        let (crate::msg::Msg::Error { error, .. }, _) = codec.decode_frame(&frame).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(error.type_name, "NameError");
+        assert_eq!(error.message, "name 'doggypants' is not defined");
+        assert_eq!(error.src_uid, leaf);
+        assert_eq!(error.relay_path, hops);
+    }
+
+    #[test]
+    fn panics_keep_their_message() {
+        let here = ActorUid::new("a", "1");
+        let err = box_panic(Box::new("boom"), &here);
+        assert_eq!(
+            (err.type_name.as_str(), err.message.as_str()),
+            (PANIC_TYPE, "boom")
+        );
+        let err = box_panic(Box::new(String::from("owned")), &here);
+        assert_eq!(err.message, "owned");
+    }
+}

@@ -1,0 +1,556 @@
+//! The actor tree: a root process that spawns subactor processes (which
+//! may spawn their own), each with an identity, a listening address, a
+//! connection to its parent and the address of the root.
+//!
+//! A program declares its entry functions and dialog handlers on a
+//! [`Runtime`] and calls [`Runtime::run`] from `main`. The same executable
+//! is the root when started by a user and a subactor when re-executed by
+//! its parent: `run` tells the two apart by the environment and
+//! dispatches.
+//!
+//! ```no_run
+//! use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+//! use smol_devx::msg::RemoteError;
+//!
+//! async fn double(_actor: Actor, x: u64) -> Result<u64, std::io::Error> {
+//!     Ok(2 * x)
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     Runtime::new()
+//!         .entry("double", double)
+//!         .run(|actor| async move {
+//!             let mut nursery = Nursery::new(&actor);
+//!             let child = nursery.run_in_actor(ActorSpec::new("double"), &21u64).await?;
+//!             nursery.join().await?;
+//!             assert_eq!(nursery.result::<u64>(child)?, 42);
+//!             Ok::<_, RemoteError>(())
+//!         })
+//! }
+//! ```
+
+pub mod error;
+mod nursery;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use smol::channel::{Receiver, Sender};
+use smol::future::FutureExt;
+
+use crate::codec::{encode_pld, Codec, PldSpec};
+use crate::ipc::auth::{client_handshake, new_token, new_uuid, server_handshake};
+use crate::ipc::{Addr, Channel, Context, Incoming, Listener, Side, Transport};
+use crate::msg::{ActorUid, Msg, Pld, RemoteError};
+
+pub use nursery::{ActorSpec, ChildId, Nursery, Portal};
+
+/// Environment a parent passes to a subactor.
+pub mod env {
+    /// The entry (handler name) the subactor runs; its presence makes a
+    /// process a subactor.
+    pub const ENTRY: &str = "SMOL_DEVX_ENTRY";
+    /// The subactor's name.
+    pub const NAME: &str = "SMOL_DEVX_NAME";
+    /// The subactor's uuid.
+    pub const UUID: &str = "SMOL_DEVX_UUID";
+    /// The parent's address.
+    pub const PARENT: &str = "SMOL_DEVX_PARENT";
+    /// The root's address.
+    pub const ROOT: &str = "SMOL_DEVX_ROOT";
+    /// The per-tree secret. A root started with it set uses it (tests,
+    /// hosts that hand it out); otherwise the root makes a fresh one.
+    pub const TOKEN: &str = "SMOL_DEVX_TOKEN";
+    /// `1` when the subactor runs in debug mode.
+    pub const DEBUG: &str = "SMOL_DEVX_DEBUG";
+    /// `tcp` to use TCP on loopback instead of Unix sockets.
+    pub const TRANSPORT: &str = "SMOL_DEVX_TRANSPORT";
+}
+
+/// A spawned child's connection, handed from the accept loop to the
+/// nursery waiting for it.
+type Connected = (Channel, Receiver<Incoming>);
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Pld, RemoteError>> + Send>>;
+type HandlerFn = Box<dyn Fn(Actor, Context, Pld) -> HandlerFuture + Send + Sync>;
+
+struct Handler {
+    spec: &'static PldSpec,
+    run: HandlerFn,
+}
+
+/// A handle on the running actor: its identity, its place in the tree
+/// and its mode. Clones share it.
+#[derive(Clone)]
+pub struct Actor {
+    inner: Arc<ActorInner>,
+}
+
+struct ActorInner {
+    uid: ActorUid,
+    is_root: bool,
+    debug_mode: bool,
+    token: String,
+    addr: Addr,
+    root_addr: Addr,
+    transport: Transport,
+    codec: Codec,
+    handlers: HashMap<String, Handler>,
+    parent: std::sync::OnceLock<Channel>,
+    pending_spawns: Mutex<HashMap<String, Sender<Connected>>>,
+    socket_dir: Option<PathBuf>,
+}
+
+impl fmt::Debug for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Actor{}", self.inner.uid)
+    }
+}
+
+impl Actor {
+    /// This actor's identity.
+    pub fn uid(&self) -> &ActorUid {
+        &self.inner.uid
+    }
+
+    /// Whether this is the root of the tree.
+    pub fn is_root(&self) -> bool {
+        self.inner.is_root
+    }
+
+    /// Whether debug mode is on for this actor (inherited from its
+    /// parent unless overridden at spawn).
+    pub fn debug_mode(&self) -> bool {
+        self.inner.debug_mode
+    }
+
+    /// Where this actor listens.
+    pub fn addr(&self) -> &Addr {
+        &self.inner.addr
+    }
+
+    /// Where the root listens.
+    pub fn root_addr(&self) -> &Addr {
+        &self.inner.root_addr
+    }
+
+    /// The connection to the parent (subactors only).
+    pub fn parent(&self) -> Option<&Channel> {
+        self.inner.parent.get()
+    }
+
+    /// Connects to another actor of the tree (the root, say) as a peer.
+    pub async fn connect(&self, addr: &Addr) -> Result<Channel, RemoteError> {
+        let fail = |e: &dyn fmt::Display| {
+            RemoteError::new(
+                "ConnectError",
+                format!("to {addr}: {e}"),
+                self.uid().clone(),
+            )
+        };
+        let mut stream = crate::ipc::transport::connect(addr)
+            .await
+            .map_err(|e| fail(&e))?;
+        let peer = client_handshake(
+            &mut stream,
+            self.uid(),
+            &self.inner.token,
+            &self.inner.codec,
+        )
+        .await
+        .map_err(|e| fail(&e))?;
+        let (chan, incoming) = Channel::start(
+            stream,
+            self.uid().clone(),
+            peer,
+            Side::Client,
+            self.inner.codec,
+        );
+        smol::spawn(serve_dialogs(self.clone(), chan.clone(), incoming)).detach();
+        Ok(chan)
+    }
+
+    /// Removes this actor's socket directory: the process is about to end
+    /// and destructors of detached tasks will not run.
+    fn cleanup(&self) {
+        if let Some(dir) = &self.inner.socket_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Declares a program's entries and handlers, then runs it as the root
+/// or as the subactor its environment names.
+pub struct Runtime {
+    name: String,
+    handlers: HashMap<String, Handler>,
+    debug_mode: bool,
+    transport: Transport,
+    codec: Codec,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Runtime {
+    /// A runtime whose root is called `root`, on Unix sockets (or TCP
+    /// when `SMOL_DEVX_TRANSPORT=tcp`), debug mode off.
+    pub fn new() -> Self {
+        let transport = match std::env::var(env::TRANSPORT).as_deref() {
+            Ok("tcp") => Transport::TcpLoopback,
+            _ => Transport::Unix,
+        };
+        Self {
+            name: "root".into(),
+            handlers: HashMap::new(),
+            debug_mode: false,
+            transport,
+            codec: Codec::default(),
+        }
+    }
+
+    /// Names the root actor.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_owned();
+        self
+    }
+
+    /// Turns debug mode on for the whole tree (children inherit it).
+    pub fn debug_mode(mut self, on: bool) -> Self {
+        self.debug_mode = on;
+        self
+    }
+
+    /// Chooses the transport.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Registers an entry: a function a subactor runs with the arguments
+    /// its parent sent, whose result (or error) goes back to the parent.
+    pub fn entry<A, R, E, F, Fut>(self, name: &str, f: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize,
+        E: std::error::Error + Send + Sync + 'static,
+        F: Fn(Actor, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        self.handler(
+            name,
+            &PldSpec::ANY,
+            move |actor: Actor, ctx: Context, args: A| {
+                drop(ctx);
+                f(actor, args)
+            },
+        )
+    }
+
+    /// Registers a dialog handler: it gets the dialog's [`Context`] (to
+    /// send `started`, stream items) and its decoded argument; every
+    /// payload of the dialog is decoded under `spec`.
+    pub fn handler<A, R, E, F, Fut>(mut self, name: &str, spec: &'static PldSpec, f: F) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize,
+        E: std::error::Error + Send + Sync + 'static,
+        F: Fn(Actor, Context, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        let f = Arc::new(f);
+        let run: HandlerFn = Box::new(move |actor: Actor, ctx: Context, args: Pld| {
+            let f = f.clone();
+            Box::pin(async move {
+                let here = actor.uid().clone();
+                let args: A = ctx
+                    .decode(&args)
+                    .await
+                    .map_err(|e| error::box_error(e, &here))?;
+                let out = f(actor, ctx, args)
+                    .await
+                    .map_err(|e| error::box_error(e, &here))?;
+                encode_pld(&out).map_err(|e| error::box_error(e, &here))
+            })
+        });
+        self.handlers.insert(name.to_owned(), Handler { spec, run });
+        self
+    }
+
+    /// Runs the program: the subactor named by the environment (this call
+    /// then never returns), or else the root with `root` as its body.
+    /// An `Err` from the body is printed and makes the exit code 1.
+    pub fn run<F, Fut, E>(self, root: F) -> ExitCode
+    where
+        F: FnOnce(Actor) -> Fut,
+        Fut: Future<Output = Result<(), E>>,
+        E: fmt::Display,
+    {
+        if let Ok(entry) = std::env::var(env::ENTRY) {
+            self.run_sub(entry)
+        }
+        let actor = match self.boot_root() {
+            Ok(actor) => actor,
+            Err(e) => {
+                eprintln!("smol-devx: cannot start the root actor: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let result = smol::block_on(root(actor.clone()));
+        actor.cleanup();
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    fn boot_root(self) -> std::io::Result<Actor> {
+        let token = match std::env::var(env::TOKEN) {
+            Ok(token) if !token.is_empty() => token,
+            _ => new_token()?,
+        };
+        let uid = ActorUid::new(self.name.clone(), new_uuid()?);
+        let listener = Listener::bind(self.transport)?;
+        let boot = Boot {
+            uid,
+            is_root: true,
+            debug_mode: self.debug_mode,
+            token,
+            root_addr: listener.addr().clone(),
+        };
+        Ok(self.start(boot, listener))
+    }
+
+    fn start(self, boot: Boot, listener: Listener) -> Actor {
+        let Boot {
+            uid,
+            is_root,
+            debug_mode,
+            token,
+            root_addr,
+        } = boot;
+        let addr = listener.addr().clone();
+        let socket_dir = match &addr {
+            Addr::Unix(path) => path.parent().map(PathBuf::from),
+            Addr::Tcp(_) => None,
+        };
+        let actor = Actor {
+            inner: Arc::new(ActorInner {
+                uid,
+                is_root,
+                debug_mode,
+                token,
+                addr,
+                root_addr,
+                transport: self.transport,
+                codec: self.codec,
+                handlers: self.handlers,
+                parent: std::sync::OnceLock::new(),
+                pending_spawns: Mutex::new(HashMap::new()),
+                socket_dir,
+            }),
+        };
+        log::info!("actor {} listening on {}", actor.uid(), actor.addr());
+        smol::spawn(accept_loop(actor.clone(), listener)).detach();
+        actor
+    }
+
+    fn run_sub(self, entry: String) -> ! {
+        let code = match smol::block_on(self.serve_as_sub(entry)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("smol-devx: subactor failed to start: {e}");
+                2
+            }
+        };
+        std::process::exit(code)
+    }
+
+    /// Boots from the environment, connects to the parent and serves its
+    /// dialogs; the process ends with the entry dialog, or as soon as the
+    /// parent is gone.
+    async fn serve_as_sub(self, entry: String) -> Result<i32, String> {
+        let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
+        let uid = ActorUid::new(var(env::NAME)?, var(env::UUID)?);
+        let parent_addr: Addr = var(env::PARENT)?.parse().map_err(|e| format!("{e}"))?;
+        let root_addr: Addr = var(env::ROOT)?.parse().map_err(|e| format!("{e}"))?;
+        let token = var(env::TOKEN)?;
+        let debug_mode = std::env::var(env::DEBUG).as_deref() == Ok("1");
+        let codec = self.codec;
+        let listener = Listener::bind(self.transport).map_err(|e| e.to_string())?;
+        let boot = Boot {
+            uid: uid.clone(),
+            is_root: false,
+            debug_mode,
+            token: token.clone(),
+            root_addr,
+        };
+        let actor = self.start(boot, listener);
+
+        let mut stream = crate::ipc::transport::connect(&parent_addr)
+            .await
+            .map_err(|e| format!("connect to parent at {parent_addr}: {e}"))?;
+        let parent = client_handshake(&mut stream, &uid, &token, &codec)
+            .await
+            .map_err(|e| format!("handshake with parent: {e}"))?;
+        let (chan, incoming) = Channel::start(stream, uid, parent, Side::Client, codec);
+        let _ = actor.inner.parent.set(chan.clone());
+
+        let mut main_started = false;
+        while let Ok(dialog) = incoming.recv().await {
+            let is_main = !main_started && dialog.handler == entry;
+            let task = smol::spawn(run_dialog(actor.clone(), chan.clone(), dialog));
+            if is_main {
+                main_started = true;
+                let actor = actor.clone();
+                smol::spawn(async move {
+                    let ok = task.await;
+                    actor.cleanup();
+                    std::process::exit(if ok { 0 } else { 1 });
+                })
+                .detach();
+            } else {
+                task.detach();
+            }
+        }
+        // The parent is gone: no process outlives its parent.
+        log::warn!(
+            "{}: connection to parent closed ({}); exiting",
+            actor.uid(),
+            chan.close_reason().as_deref().unwrap_or("?")
+        );
+        actor.cleanup();
+        Ok(1)
+    }
+}
+
+/// Who an actor is and where its tree is, at boot.
+struct Boot {
+    uid: ActorUid,
+    is_root: bool,
+    debug_mode: bool,
+    token: String,
+    root_addr: Addr,
+}
+
+/// Accepts connections for the actor's whole life. A peer that fails the
+/// handshake is logged and dropped; children being spawned are handed to
+/// their nursery; any other authenticated peer is served.
+async fn accept_loop(actor: Actor, listener: Listener) {
+    loop {
+        let (mut stream, user) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                log::error!("{}: accept failed: {e}", actor.uid());
+                smol::Timer::after(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let actor = actor.clone();
+        smol::spawn(async move {
+            let inner = &actor.inner;
+            let peer =
+                match server_handshake(&mut stream, user, &inner.uid, &inner.token, &inner.codec)
+                    .await
+                {
+                    Ok(peer) => peer,
+                    Err(e) => {
+                        log::warn!("{}: refused a connection: {e}", inner.uid);
+                        return;
+                    }
+                };
+            let (chan, incoming) = Channel::start(
+                stream,
+                inner.uid.clone(),
+                peer.clone(),
+                Side::Server,
+                inner.codec,
+            );
+            let waiting = inner
+                .pending_spawns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&peer.uuid);
+            match waiting {
+                Some(nursery) => {
+                    let _ = nursery.send((chan, incoming)).await;
+                }
+                None => {
+                    log::debug!("{}: peer {peer} connected", inner.uid);
+                    serve_dialogs(actor.clone(), chan, incoming).await;
+                }
+            }
+        })
+        .detach();
+    }
+}
+
+/// Serves the dialogs a peer opens, each in its own task.
+async fn serve_dialogs(actor: Actor, chan: Channel, incoming: Receiver<Incoming>) {
+    while let Ok(dialog) = incoming.recv().await {
+        smol::spawn(run_dialog(actor.clone(), chan.clone(), dialog)).detach();
+    }
+}
+
+/// Runs one handler to its end, a peer's cancel or the connection's loss,
+/// and reports the outcome to the peer. Returns whether it succeeded.
+async fn run_dialog(actor: Actor, chan: Channel, mut dialog: Incoming) -> bool {
+    let cid = dialog.cid;
+    let here = actor.uid().clone();
+    let Some(handler) = actor.inner.handlers.get(&dialog.handler) else {
+        let error = RemoteError::new(
+            "UnknownHandler",
+            format!("no handler named {:?}", dialog.handler),
+            here,
+        );
+        log::warn!("{}: {} asked for {error}", actor.uid(), chan.peer());
+        let _ = chan.send(&Msg::Error { cid, error }).await;
+        return false;
+    };
+    let cancelled = dialog.take_cancel_watch();
+    let args = std::mem::take(&mut dialog.args);
+    let ctx = chan.accept(dialog, handler.spec);
+    let work = AssertUnwindSafe((handler.run)(actor.clone(), ctx, args)).catch_unwind();
+    let outcome = async { Some(work.await) }
+        .or(async {
+            let _ = cancelled.recv().await;
+            None
+        })
+        .await;
+    chan.end_served(cid);
+    let reply = match outcome {
+        Some(Ok(Ok(pld))) => Msg::Return { cid, pld },
+        Some(Ok(Err(error))) => Msg::Error { cid, error },
+        Some(Err(panic)) => Msg::Error {
+            cid,
+            error: error::box_panic(panic, &here),
+        },
+        None => Msg::Error {
+            cid,
+            error: RemoteError::new(error::CANCELLED_TYPE, "cancelled by the peer", here),
+        },
+    };
+    let ok = matches!(reply, Msg::Return { .. });
+    if let Msg::Error { error, .. } = &reply {
+        if error.type_name != error::CANCELLED_TYPE {
+            log::info!("{}: handler {cid} failed: {error}", actor.uid());
+        }
+    }
+    let _ = chan.send(&reply).await;
+    ok
+}

@@ -1,0 +1,450 @@
+//! Spawning subactor processes and supervising them: results, errors that
+//! climb, one-cancels-all, graceful-then-forceful cancellation, reaping.
+
+use std::os::unix::process::CommandExt;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use smol::channel::{unbounded, Receiver, Sender};
+use smol::future::FutureExt;
+use smol::lock::OnceCell;
+
+use super::{env, Actor};
+use crate::codec::{encode_pld, CodecError, PldSpec};
+use crate::ipc::auth::new_uuid;
+use crate::ipc::{Channel, Context, DialogError, Transport};
+use crate::msg::{ActorUid, Cid, Msg, Pld, RemoteError};
+
+/// How long a spawned child may take to connect back.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to spawn: the actor's name, the entry it runs, and an optional
+/// debug-mode override (it otherwise inherits its parent's).
+#[derive(Clone, Debug)]
+pub struct ActorSpec {
+    name: String,
+    entry: String,
+    debug_mode: Option<bool>,
+}
+
+impl ActorSpec {
+    /// An actor named after the entry it runs.
+    pub fn new(entry: &str) -> Self {
+        Self {
+            name: entry.to_owned(),
+            entry: entry.to_owned(),
+            debug_mode: None,
+        }
+    }
+
+    /// Gives the actor a name other than its entry's.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = name.to_owned();
+        self
+    }
+
+    /// Overrides the inherited debug mode for this actor (and, by
+    /// inheritance, its own children).
+    pub fn debug_mode(mut self, on: bool) -> Self {
+        self.debug_mode = Some(on);
+        self
+    }
+}
+
+/// A child of a [`Nursery`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChildId(usize);
+
+/// The way to a child's handlers: opens dialogs on its connection.
+#[derive(Clone, Debug)]
+pub struct Portal {
+    chan: Channel,
+}
+
+impl Portal {
+    /// The child's identity.
+    pub fn uid(&self) -> &ActorUid {
+        self.chan.peer()
+    }
+
+    /// Opens a dialog with the child's handler `handler`.
+    pub async fn open<A: Serialize>(
+        &self,
+        handler: &str,
+        args: &A,
+        spec: &'static PldSpec,
+    ) -> Result<Context, DialogError> {
+        let args = encode_pld(args).map_err(DialogError::Codec)?;
+        self.chan.open(handler, args, spec).await
+    }
+
+    /// Runs the child's handler `handler` and returns its result.
+    pub async fn run<A: Serialize, R: DeserializeOwned>(
+        &self,
+        handler: &str,
+        args: &A,
+    ) -> Result<R, DialogError> {
+        self.open(handler, args, &PldSpec::ANY)
+            .await?
+            .result()
+            .await
+    }
+}
+
+struct Child {
+    uid: ActorUid,
+    pid: u32,
+    chan: Channel,
+    main_cid: Cid,
+    daemon: bool,
+    exited: Arc<OnceCell<Option<ExitStatus>>>,
+    result: Option<Result<Pld, RemoteError>>,
+}
+
+/// A supervisor of subactor processes.
+///
+/// Children run either *in actor* (run their entry, return a result:
+/// [`Nursery::run_in_actor`]) or as *daemons* (serve dialogs until
+/// cancelled: [`Nursery::start_actor`]). [`Nursery::join`] waits for the
+/// former, cancels the latter, and reaps every process. The first failure
+/// cancels every sibling (one-cancels-all) and is returned, boxed, naming
+/// its source actor.
+///
+/// Cancellation is graceful first (a cancel message), then `SIGTERM`,
+/// then `SIGKILL`, a grace period apart. A nursery dropped before `join`
+/// (its task was cancelled) sends `SIGKILL` to the children still alive.
+pub struct Nursery {
+    actor: Actor,
+    children: Vec<Child>,
+    results_tx: Sender<(usize, Result<Pld, DialogError>)>,
+    results_rx: Receiver<(usize, Result<Pld, DialogError>)>,
+    grace: Duration,
+}
+
+impl Nursery {
+    /// The default time between cancel steps.
+    pub const DEFAULT_GRACE: Duration = Duration::from_secs(1);
+
+    /// A nursery of `actor`'s children.
+    pub fn new(actor: &Actor) -> Self {
+        let (results_tx, results_rx) = unbounded();
+        Self {
+            actor: actor.clone(),
+            children: Vec::new(),
+            results_tx,
+            results_rx,
+            grace: Self::DEFAULT_GRACE,
+        }
+    }
+
+    /// Sets the time between cancel steps.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Spawns a child that runs `spec`'s entry with `args`; its result is
+    /// collected by [`Nursery::join`].
+    pub async fn run_in_actor<A: Serialize>(
+        &mut self,
+        spec: ActorSpec,
+        args: &A,
+    ) -> Result<ChildId, RemoteError> {
+        self.spawn(spec, args, false).await
+    }
+
+    /// Spawns a daemon child: it runs `spec`'s entry (which serves until
+    /// cancelled) and answers dialogs through [`Nursery::portal`].
+    pub async fn start_actor<A: Serialize>(
+        &mut self,
+        spec: ActorSpec,
+        args: &A,
+    ) -> Result<ChildId, RemoteError> {
+        self.spawn(spec, args, true).await
+    }
+
+    /// The way to a child's handlers.
+    pub fn portal(&self, child: ChildId) -> Portal {
+        Portal {
+            chan: self.children[child.0].chan.clone(),
+        }
+    }
+
+    /// A child's identity.
+    pub fn uid(&self, child: ChildId) -> &ActorUid {
+        &self.children[child.0].uid
+    }
+
+    /// A child's process id.
+    pub fn pid(&self, child: ChildId) -> u32 {
+        self.children[child.0].pid
+    }
+
+    /// A finished child's result, decoded.
+    pub fn result<R: DeserializeOwned>(&self, child: ChildId) -> Result<R, RemoteError> {
+        let here = self.actor.uid();
+        match &self.children[child.0].result {
+            Some(Ok(pld)) => crate::codec::decode_pld(pld)
+                .map_err(|e: CodecError| super::error::box_error(e, here)),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(RemoteError::new(
+                "NotFinished",
+                format!("{} has no result yet", self.children[child.0].uid),
+                here.clone(),
+            )),
+        }
+    }
+
+    fn fail(&self, what: &str, e: impl std::fmt::Display) -> RemoteError {
+        RemoteError::new(
+            "SpawnError",
+            format!("{what}: {e}"),
+            self.actor.uid().clone(),
+        )
+    }
+
+    async fn spawn<A: Serialize>(
+        &mut self,
+        spec: ActorSpec,
+        args: &A,
+        daemon: bool,
+    ) -> Result<ChildId, RemoteError> {
+        let args = encode_pld(args).map_err(|e| self.fail("encode arguments", e))?;
+        let uuid = new_uuid().map_err(|e| self.fail("make a uuid", e))?;
+        let uid = ActorUid::new(spec.name.clone(), uuid.clone());
+        let inner = &self.actor.inner;
+        let (connected_tx, connected_rx) = smol::channel::bounded(1);
+        inner
+            .pending_spawns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uuid.clone(), connected_tx);
+
+        let exe = std::env::current_exe().map_err(|e| self.fail("find the executable", e))?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.env(env::ENTRY, &spec.entry)
+            .env(env::NAME, &spec.name)
+            .env(env::UUID, &uuid)
+            .env(env::PARENT, inner.addr.to_string())
+            .env(env::ROOT, inner.root_addr.to_string())
+            .env(env::TOKEN, &inner.token)
+            .env(
+                env::DEBUG,
+                if spec.debug_mode.unwrap_or(inner.debug_mode) {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
+            .env(
+                env::TRANSPORT,
+                match inner.transport {
+                    Transport::Unix => "unix",
+                    Transport::TcpLoopback => "tcp",
+                },
+            );
+        ignore_sigint_in_child(&mut cmd);
+        let mut process = smol::process::Command::from(cmd)
+            .spawn()
+            .map_err(|e| self.fail("spawn", e))?;
+        let pid = process.id();
+        let exited = Arc::new(OnceCell::new());
+        {
+            let exited = exited.clone();
+            smol::spawn(async move {
+                let status = process.status().await.ok();
+                let _ = exited.set(status).await;
+            })
+            .detach();
+        }
+        let connected = async { connected_rx.recv().await.ok() }
+            .or(async {
+                exited.wait().await;
+                None
+            })
+            .or(async {
+                smol::Timer::after(CONNECT_TIMEOUT).await;
+                None
+            })
+            .await;
+        let Some((chan, incoming)) = connected else {
+            inner
+                .pending_spawns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&uuid);
+            kill(pid, rustix::process::Signal::KILL);
+            return Err(self.fail(&format!("{uid} never connected"), "exited or timed out"));
+        };
+        // A child's own requests (none yet) are served like any peer's.
+        smol::spawn(super::serve_dialogs(
+            self.actor.clone(),
+            chan.clone(),
+            incoming,
+        ))
+        .detach();
+        let mut main = chan
+            .open(&spec.entry, args, &PldSpec::ANY)
+            .await
+            .map_err(|e| self.fail("start the entry", e))?;
+        let main_cid = main.cid();
+        let index = self.children.len();
+        let results = self.results_tx.clone();
+        smol::spawn(async move {
+            let _ = results.send((index, main.result_raw().await)).await;
+        })
+        .detach();
+        log::debug!("{} spawned {uid} (pid {pid})", self.actor.uid());
+        self.children.push(Child {
+            uid,
+            pid,
+            chan,
+            main_cid,
+            daemon,
+            exited,
+            result: None,
+        });
+        Ok(ChildId(index))
+    }
+
+    /// Waits for every run-in-actor child's result, then cancels the
+    /// daemons, and reaps every process. The first failure cancels all
+    /// the other children and is returned.
+    pub async fn join(&mut self) -> Result<(), RemoteError> {
+        let mut first_error = None;
+        while first_error.is_none()
+            && self
+                .children
+                .iter()
+                .any(|c| !c.daemon && c.result.is_none())
+        {
+            let Ok((index, result)) = self.results_rx.recv().await else {
+                break;
+            };
+            let result = result.map_err(|e| self.child_error(index, e));
+            if let Err(e) = &result {
+                first_error = Some(e.clone());
+            }
+            self.children[index].result = Some(result);
+        }
+        if let Some(e) = &first_error {
+            log::info!(
+                "{}: {} failed; cancelling its siblings",
+                self.actor.uid(),
+                e.src_uid
+            );
+        }
+        self.stop_all().await;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Cancels every child still running and reaps them all.
+    pub async fn cancel(&mut self) {
+        self.stop_all().await;
+    }
+
+    /// Boxes a failure of child `index`'s entry dialog.
+    fn child_error(&self, index: usize, e: DialogError) -> RemoteError {
+        let child = &self.children[index];
+        match e {
+            DialogError::Remote(remote) => remote,
+            other => RemoteError::new(
+                "ActorFailed",
+                format!("{} ended without a result: {other}", child.uid),
+                child.uid.clone(),
+            ),
+        }
+    }
+
+    /// Stops every child: a child that has finished is only waited for;
+    /// one still running is cancelled, then signalled.
+    async fn stop_all(&mut self) {
+        let grace = self.grace;
+        let stops: Vec<_> = self
+            .children
+            .iter()
+            .map(|c| {
+                let running = c.result.is_none();
+                let (chan, cid, pid, uid) = (c.chan.clone(), c.main_cid, c.pid, c.uid.clone());
+                let exited = c.exited.clone();
+                smol::spawn(async move {
+                    if running && exited.get().is_none() {
+                        let _ = chan.send(&Msg::Cancel { cid }).await;
+                    }
+                    stop(&uid, pid, &exited, grace).await;
+                })
+            })
+            .collect();
+        for stop in stops {
+            stop.await;
+        }
+    }
+}
+
+/// Waits for a child's exit, escalating to SIGTERM then SIGKILL when it
+/// does not come within `grace` of each step.
+async fn stop(uid: &ActorUid, pid: u32, exited: &OnceCell<Option<ExitStatus>>, grace: Duration) {
+    use rustix::process::Signal;
+    for signal in [Some(Signal::TERM), Some(Signal::KILL), None] {
+        let done = async {
+            exited.wait().await;
+            true
+        }
+        .or(async {
+            smol::Timer::after(grace).await;
+            false
+        })
+        .await;
+        if done {
+            return;
+        }
+        match signal {
+            Some(signal) => {
+                log::warn!("{uid} (pid {pid}) still running {grace:?} on: sending {signal:?}");
+                kill(pid, signal);
+            }
+            None => {
+                exited.wait().await;
+            }
+        }
+    }
+}
+
+fn kill(pid: u32, signal: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process(pid, signal);
+    }
+}
+
+impl Drop for Nursery {
+    fn drop(&mut self) {
+        for child in &self.children {
+            if child.exited.get().is_none() {
+                log::warn!("nursery dropped with {} alive: SIGKILL", child.uid);
+                kill(child.pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// Makes the child ignore SIGINT from before `exec` on: a ctrl-c at the
+/// terminal reaches the whole foreground process group, and children
+/// stay in the root's group (in their own, they would be stopped on
+/// reading the terminal). The root supervises them instead.
+#[allow(unsafe_code)]
+fn ignore_sigint_in_child(cmd: &mut std::process::Command) {
+    // SAFETY: between fork and exec only async-signal-safe calls are
+    // allowed; `signal(2)` is one, and the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,302 @@
+//! `Channel`: one authenticated connection carrying many dialogs,
+//! multiplexed by dialog id, with one reader task.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use smol::channel::{unbounded, Receiver, Sender};
+
+use crate::codec::{Codec, PldSpec};
+use crate::ipc::context::{Context, DialogError};
+use crate::ipc::transport::Stream;
+use crate::msg::{ActorUid, Cid, Msg, Pld};
+
+/// Which end of the connection this is: it decides the parity of the
+/// dialog ids this end opens, so both ends can open dialogs freely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The end that connected.
+    Client,
+    /// The end that accepted.
+    Server,
+}
+
+/// A dialog the peer opened, waiting for its handler.
+pub struct Incoming {
+    /// The handler the peer asked for.
+    pub handler: String,
+    /// Its argument, still raw: the handler decodes it under its spec.
+    pub args: Pld,
+    /// The dialog, for `started`, streaming and the result.
+    pub cid: Cid,
+    pub(crate) rx: Receiver<Msg>,
+    cancel: Receiver<()>,
+}
+
+impl Incoming {
+    /// A receiver that returns when the peer cancels this dialog or the
+    /// connection closes: how a served handler learns to stop even while
+    /// it does not read its dialog. Registered when the dialog arrived, so
+    /// no cancel can slip past it.
+    pub fn take_cancel_watch(&self) -> Receiver<()> {
+        self.cancel.clone()
+    }
+}
+
+/// One connection to a peer actor. Clones share it.
+#[derive(Clone)]
+pub struct Channel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    local: ActorUid,
+    peer: ActorUid,
+    codec: Codec,
+    stream: Stream,
+    writer: smol::lock::Mutex<(Stream, Vec<u8>)>,
+    state: Mutex<State>,
+    next_cid: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    dialogs: HashMap<Cid, Sender<Msg>>,
+    cancels: HashMap<Cid, Sender<()>>,
+    closed: Option<Arc<str>>,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Channel(to {})", self.inner.peer)
+    }
+}
+
+impl Channel {
+    /// Starts serving an authenticated stream: spawns its reader task and
+    /// returns the channel and the dialogs the peer opens.
+    pub fn start(
+        stream: Stream,
+        local: ActorUid,
+        peer: ActorUid,
+        side: Side,
+        codec: Codec,
+    ) -> (Channel, Receiver<Incoming>) {
+        let first = match side {
+            Side::Client => 1,
+            Side::Server => 2,
+        };
+        let chan = Channel {
+            inner: Arc::new(Inner {
+                local,
+                peer,
+                codec,
+                stream: stream.clone(),
+                writer: smol::lock::Mutex::new((stream.clone(), Vec::new())),
+                state: Mutex::new(State::default()),
+                next_cid: AtomicU64::new(first),
+            }),
+        };
+        let (incoming_tx, incoming_rx) = unbounded();
+        smol::spawn(chan.clone().read_loop(stream, incoming_tx)).detach();
+        (chan, incoming_rx)
+    }
+
+    /// The actor at the other end.
+    pub fn peer(&self) -> &ActorUid {
+        &self.inner.peer
+    }
+
+    /// This actor.
+    pub fn local(&self) -> &ActorUid {
+        &self.inner.local
+    }
+
+    /// Whether the connection still carries messages.
+    pub fn is_connected(&self) -> bool {
+        self.state().closed.is_none()
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<Arc<str>> {
+        self.state().closed.clone()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // The lock guards plain maps; a panic elsewhere cannot leave them
+        // half-updated, so a poisoned lock is still good.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Closes the connection: every dialog on it fails with `reason`.
+    pub fn close(&self, reason: &str) {
+        self.mark_closed(reason);
+        self.inner.stream.shutdown();
+    }
+
+    fn mark_closed(&self, reason: &str) {
+        let mut state = self.state();
+        if state.closed.is_none() {
+            state.closed = Some(reason.into());
+        }
+        // Dropping the senders ends every dialog's mailbox and watch.
+        state.dialogs.clear();
+        state.cancels.clear();
+    }
+
+    /// Opens a dialog running `handler` in the peer with `args`; its
+    /// payloads are decoded under `spec`.
+    pub async fn open(
+        &self,
+        handler: &str,
+        args: Pld,
+        spec: &'static PldSpec,
+    ) -> Result<Context, DialogError> {
+        let cid = self.inner.next_cid.fetch_add(2, Ordering::Relaxed);
+        let rx = self.register(cid)?;
+        let ctx = Context::new(self.clone(), cid, rx, spec, handler.to_owned());
+        self.send(&Msg::Start {
+            cid,
+            handler: handler.to_owned(),
+            pld: args,
+        })
+        .await?;
+        Ok(ctx)
+    }
+
+    /// Accepts a dialog the peer opened, decoding its payloads under
+    /// `spec`.
+    pub fn accept(&self, incoming: Incoming, spec: &'static PldSpec) -> Context {
+        Context::new(
+            self.clone(),
+            incoming.cid,
+            incoming.rx,
+            spec,
+            incoming.handler,
+        )
+    }
+
+    fn register(&self, cid: Cid) -> Result<Receiver<Msg>, DialogError> {
+        let mut state = self.state();
+        if let Some(reason) = &state.closed {
+            return Err(DialogError::Closed(reason.clone()));
+        }
+        let (tx, rx) = unbounded();
+        state.dialogs.insert(cid, tx);
+        Ok(rx)
+    }
+
+    pub(crate) fn forget(&self, cid: Cid) {
+        self.state().dialogs.remove(&cid);
+    }
+
+    /// Drops the cancel watch of a served dialog once its handler ended
+    /// (the handler may have dropped its `Context` long before).
+    pub(crate) fn end_served(&self, cid: Cid) {
+        self.state().cancels.remove(&cid);
+    }
+
+    /// Sends one message.
+    pub(crate) async fn send(&self, msg: &Msg) -> Result<(), DialogError> {
+        if let Some(reason) = self.close_reason() {
+            return Err(DialogError::Closed(reason));
+        }
+        let mut writer = self.inner.writer.lock().await;
+        let (stream, buf) = &mut *writer;
+        if let Err(e) = self.inner.codec.write_msg(stream, msg, buf).await {
+            let reason = format!("write to {} failed: {e}", self.inner.peer);
+            drop(writer);
+            self.close(&reason);
+            return Err(DialogError::Closed(reason.into()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn codec(&self) -> &Codec {
+        &self.inner.codec
+    }
+
+    async fn read_loop(self, mut stream: Stream, incoming: Sender<Incoming>) {
+        let mut buf = Vec::new();
+        let reason = loop {
+            let msg = match self.inner.codec.read_msg(&mut stream, &mut buf).await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break "peer closed the connection".to_owned(),
+                Err(e) => {
+                    let reason = format!("bad frame from {}: {e}", self.inner.peer);
+                    log::warn!("closing connection: {reason}");
+                    break reason;
+                }
+            };
+            if let Err(reason) = self.route(msg, &incoming) {
+                log::warn!("closing connection to {}: {reason}", self.inner.peer);
+                break reason;
+            }
+        };
+        log::debug!("connection to {} ended: {reason}", self.inner.peer);
+        self.close(&reason);
+    }
+
+    /// Hands one message to its dialog; a protocol violation is an error
+    /// that closes the connection.
+    fn route(&self, msg: Msg, incoming: &Sender<Incoming>) -> Result<(), String> {
+        match msg {
+            Msg::Hello(_) => Err("Hello after the handshake".into()),
+            Msg::Start { cid, handler, pld } => {
+                let (rx, cancel) = {
+                    let mut state = self.state();
+                    if state.dialogs.contains_key(&cid) {
+                        return Err(format!("dialog {cid} opened twice"));
+                    }
+                    let (tx, rx) = unbounded();
+                    let (cancel_tx, cancel) = smol::channel::bounded(1);
+                    state.dialogs.insert(cid, tx);
+                    state.cancels.insert(cid, cancel_tx);
+                    (rx, cancel)
+                };
+                let incoming_dialog = Incoming {
+                    handler,
+                    args: pld,
+                    cid,
+                    rx,
+                    cancel,
+                };
+                if incoming.try_send(incoming_dialog).is_err() {
+                    // Nobody serves this connection's dialogs.
+                    self.forget(cid);
+                    log::debug!("no server for dialogs from {}", self.inner.peer);
+                }
+                Ok(())
+            }
+            msg => {
+                let Some(cid) = msg.cid() else {
+                    unreachable!("only Hello has no cid")
+                };
+                let tx = {
+                    let mut state = self.state();
+                    if let Msg::Cancel { .. } = msg {
+                        if let Some(watch) = state.cancels.remove(&cid) {
+                            let _ = watch.try_send(());
+                        }
+                    }
+                    state.dialogs.get(&cid).cloned()
+                };
+                match tx {
+                    Some(tx) => {
+                        let _ = tx.try_send(msg);
+                    }
+                    // A message racing the end of its dialog (a cancel
+                    // crossing a result): nothing is waiting for it.
+                    None => log::debug!(
+                        "{} for finished dialog {cid} from {}",
+                        msg.kind(),
+                        self.inner.peer
+                    ),
+                }
+                Ok(())
+            }
+        }
+    }
+}

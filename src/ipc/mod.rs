@@ -1,0 +1,16 @@
+//! Inter-process communication between actors: transports, the
+//! authenticating handshake, `Channel` (one connection, many dialogs) and
+//! `Context` (one dialog).
+//!
+//! This is the reference implementation of the message-stream seam that
+//! the debugger's lock dialog is written against; a host actor system
+//! with its own IPC provides that seam instead and skips this module.
+
+pub mod auth;
+pub mod channel;
+pub mod context;
+pub mod transport;
+
+pub use channel::{Channel, Incoming, Side};
+pub use context::{Context, DialogError};
+pub use transport::{Addr, Listener, Stream, Transport};

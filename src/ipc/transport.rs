@@ -1,0 +1,230 @@
+//! Where actors listen and how they connect: a Unix domain socket in a
+//! private directory by default, TCP on loopback as an option.
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::task::{Context, Poll};
+
+use smol::io::{AsyncRead, AsyncWrite};
+use smol::net::unix::{UnixListener, UnixStream};
+use smol::net::{TcpListener, TcpStream};
+
+/// An actor's listening address, as passed to children in the
+/// environment: `unix:/path/to/sock` or `tcp:127.0.0.1:4000`.
+///
+/// ```
+/// use smol_devx::ipc::transport::Addr;
+/// let addr: Addr = "tcp:127.0.0.1:4000".parse().unwrap();
+/// assert_eq!(addr.to_string(), "tcp:127.0.0.1:4000");
+/// assert!("ftp:x".parse::<Addr>().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Addr {
+    /// A Unix domain socket path.
+    Unix(PathBuf),
+    /// A TCP address (loopback in practice).
+    Tcp(SocketAddr),
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Unix(path) => write!(f, "unix:{}", path.display()),
+            Addr::Tcp(addr) => write!(f, "tcp:{addr}"),
+        }
+    }
+}
+
+impl FromStr for Addr {
+    type Err = io::Error;
+
+    fn from_str(s: &str) -> io::Result<Self> {
+        let bad = || io::Error::new(io::ErrorKind::InvalidInput, format!("bad address {s:?}"));
+        match s.split_once(':') {
+            Some(("unix", path)) if !path.is_empty() => Ok(Addr::Unix(path.into())),
+            Some(("tcp", addr)) => addr.parse().map(Addr::Tcp).map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Which transport a new listener uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// A Unix domain socket (0600) in a fresh private directory (0700).
+    #[default]
+    Unix,
+    /// TCP on `127.0.0.1`, on a port the system picks.
+    TcpLoopback,
+}
+
+/// A bound listener. Dropping it removes its socket and directory.
+pub struct Listener {
+    inner: ListenerKind,
+    addr: Addr,
+}
+
+enum ListenerKind {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+impl Listener {
+    /// Binds a new listener of the given kind.
+    pub fn bind(transport: Transport) -> io::Result<Self> {
+        match transport {
+            Transport::Unix => {
+                let dir = private_dir()?;
+                let path = dir.join("sock");
+                let listener = UnixListener::bind(&path)?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                Ok(Self {
+                    inner: ListenerKind::Unix(listener, dir),
+                    addr: Addr::Unix(path),
+                })
+            }
+            Transport::TcpLoopback => {
+                let std = std::net::TcpListener::bind("127.0.0.1:0")?;
+                let addr = Addr::Tcp(std.local_addr()?);
+                Ok(Self {
+                    inner: ListenerKind::Tcp(TcpListener::try_from(std)?),
+                    addr,
+                })
+            }
+        }
+    }
+
+    /// The address peers connect to.
+    pub fn addr(&self) -> &Addr {
+        &self.addr
+    }
+
+    /// Accepts one connection, with the peer's user id where the
+    /// transport can tell (`SO_PEERCRED` on Unix sockets).
+    pub async fn accept(&self) -> io::Result<(Stream, Option<u32>)> {
+        match &self.inner {
+            ListenerKind::Unix(listener, _) => {
+                let (stream, _) = listener.accept().await?;
+                let cred = rustix::net::sockopt::socket_peercred(&stream)?;
+                Ok((Stream::Unix(stream), Some(cred.uid.as_raw())))
+            }
+            ListenerKind::Tcp(listener) => {
+                let (stream, _) = listener.accept().await?;
+                stream.set_nodelay(true)?;
+                Ok((Stream::Tcp(stream), None))
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let ListenerKind::Unix(_, dir) = &self.inner {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A fresh directory only this user can enter, for one socket.
+fn private_dir() -> io::Result<PathBuf> {
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    for _ in 0..16 {
+        let dir = base.join(format!(
+            "smol-devx-{}-{:08x}",
+            std::process::id(),
+            fastrand_u32()?
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free private socket directory"))
+}
+
+fn fastrand_u32() -> io::Result<u32> {
+    let mut b = [0u8; 4];
+    crate::ipc::auth::random_bytes(&mut b)?;
+    Ok(u32::from_ne_bytes(b))
+}
+
+/// Connects to an actor's address.
+pub async fn connect(addr: &Addr) -> io::Result<Stream> {
+    match addr {
+        Addr::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await?)),
+        Addr::Tcp(addr) => {
+            let stream = TcpStream::connect(*addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(Stream::Tcp(stream))
+        }
+    }
+}
+
+/// A connected byte stream of either transport. Clones share the socket,
+/// so one clone can read while another writes.
+#[derive(Clone, Debug)]
+pub enum Stream {
+    /// Unix domain socket.
+    Unix(UnixStream),
+    /// TCP.
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    /// Closes both directions: the peer's reads end.
+    pub fn shutdown(&self) {
+        let _ = match self {
+            Stream::Unix(s) => s.shutdown(std::net::Shutdown::Both),
+            Stream::Tcp(s) => s.shutdown(std::net::Shutdown::Both),
+        };
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Unix(s) => Pin::new(s).poll_close(cx),
+            Stream::Tcp(s) => Pin::new(s).poll_close(cx),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The actor tree with real processes: every test runs the `actor_tree`
+//! example, follows the pids its actors print, and checks that none is
+//! left behind, not even as a zombie.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_reaped, pid_on, Running};
+
+const T: Duration = Duration::from_secs(20);
+
+/// The pids of every actor line (`<name> pid <n>`) seen so far.
+fn actor_pids(lines: &[String]) -> Vec<u32> {
+    lines
+        .iter()
+        .filter(|l| !l.starts_with("err: ") && l.contains(" pid "))
+        .map(|l| pid_on(l))
+        .collect()
+}
+
+#[test]
+fn spawn_and_return_a_value() {
+    let root = Running::start("actor_tree", &["return"], &[]);
+    let root_pid = root.pid();
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "result 42"), "{lines:#?}");
+    let pids = actor_pids(&lines);
+    assert_eq!(pids.len(), 2, "root and child: {lines:#?}");
+    assert!(!pids[1..].contains(&root_pid));
+    assert_reaped(&pids);
+}
+
+#[test]
+fn an_error_three_levels_down_reaches_the_root_naming_every_hop() {
+    let root = Running::start("actor_tree", &["nested_error"], &[]);
+    let (status, lines) = root.finish(T);
+    assert_eq!(status.code(), Some(1), "{lines:#?}");
+    let report = lines
+        .iter()
+        .find(|l| l.starts_with("error "))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(
+        report,
+        "error type=NameError src=name_error msg=name 'doggypants' is not defined \
+         relay=spawn_until_0,spawn_until_1,spawner0"
+    );
+    // The root also prints the boxed error as it exits.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("RemoteActorError: ('name_error'")),
+        "{lines:#?}"
+    );
+    // root, spawner0, spawn_until_1, spawn_until_0, name_error
+    let pids = actor_pids(&lines);
+    assert_eq!(pids.len(), 5, "{lines:#?}");
+    assert_reaped(&pids);
+}
+
+#[test]
+fn one_failing_child_cancels_its_siblings() {
+    let mut root = Running::start("actor_tree", &["one_cancels_all"], &[]);
+    let a = pid_on(&root.expect("sleeper_a pid", T));
+    let b = pid_on(&root.expect("sleeper_b pid", T));
+    assert!(common::running(a) && common::running(b));
+    root.expect("joined with NameError from fail_after", T);
+    // The sleepers would sleep forever: only the cancel ends them.
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert_reaped(&actor_pids(&lines));
+}
+
+#[test]
+fn a_daemon_is_served_then_cancelled() {
+    let root = Running::start("actor_tree", &["daemon"], &[]);
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    let echoes: Vec<_> = lines.iter().filter(|l| l.starts_with("echo ")).collect();
+    assert_eq!(echoes, ["echo hello 0", "echo hello 1", "echo hello 2"]);
+    let cancelled = lines.iter().position(|l| l == "daemon cancelled");
+    assert!(cancelled.is_some(), "{lines:#?}");
+    assert_reaped(&actor_pids(&lines));
+}
+
+#[test]
+fn the_tcp_transport_works_too() {
+    let root = Running::start(
+        "actor_tree",
+        &["nested_error"],
+        &[("SMOL_DEVX_TRANSPORT", "tcp")],
+    );
+    let (status, lines) = root.finish(T);
+    assert_eq!(status.code(), Some(1), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("listening tcp:127.0.0.1:")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("relay=spawn_until_0,spawn_until_1,spawner0")),
+        "{lines:#?}"
+    );
+    assert_reaped(&actor_pids(&lines));
+}

@@ -1,0 +1,211 @@
+//! Peers that do not belong to the tree, or break its protocol, are
+//! refused with a logged reason, and the root keeps serving its real
+//! children all the while.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_reaped, pid_on, Running};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol_devx::codec::{encode_pld, Codec};
+use smol_devx::ipc::auth::client_handshake;
+use smol_devx::ipc::transport::{connect, Addr};
+use smol_devx::msg::{ActorUid, LockMsg, LockRelease, Msg};
+
+const T: Duration = Duration::from_secs(20);
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+#[derive(serde::Serialize)]
+enum PingMsg {
+    Ping(u32),
+}
+
+/// Starts the serving root and returns it with its address.
+fn serving_root() -> (Running, Addr) {
+    let mut root = Running::start(
+        "actor_tree",
+        &["serve"],
+        &[("SMOL_DEVX_TOKEN", TOKEN), ("RUST_LOG", "warn")],
+    );
+    let line = root.expect("listening", T);
+    let addr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    root.expect("echo ok", T);
+    (root, addr)
+}
+
+/// Reads until the peer closes; returns what arrived.
+async fn drain(stream: &mut smol_devx::ipc::Stream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got).await;
+    got
+}
+
+/// The root is still serving: a fresh echo arrives after `mark`.
+fn still_serving(root: &mut Running) {
+    let before = root.seen.len();
+    root.expect("echo ok", T);
+    root.expect("echo ok", T);
+    assert!(root.seen.len() > before);
+}
+
+fn stop(mut root: Running) {
+    root.close_stdin();
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "served"), "{lines:#?}");
+    let pids: Vec<u32> = lines
+        .iter()
+        .filter(|l| !l.starts_with("err: ") && l.contains(" pid "))
+        .map(|l| pid_on(l))
+        .collect();
+    assert_eq!(pids.len(), 2, "{lines:#?}");
+    assert_reaped(&pids);
+}
+
+#[test]
+fn wrong_token_garbage_and_oversize_prefix_are_refused() {
+    let (mut root, addr) = serving_root();
+    smol::block_on(async {
+        // A stranger with the wrong token hears nothing back.
+        let mut stream = connect(&addr).await.unwrap();
+        let me = ActorUid::new("stranger", "x");
+        let err = client_handshake(&mut stream, &me, "not-the-token", &Codec::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("closed"), "{err}");
+
+        // Garbage instead of a hello.
+        let mut stream = connect(&addr).await.unwrap();
+        stream
+            .write_all(&[0x00, 0x00, 0x00, 0x03, 0xff, 0xfe, 0x1c])
+            .await
+            .unwrap();
+        assert!(drain(&mut stream).await.is_empty());
+
+        // A length prefix claiming 2 GiB.
+        let mut stream = connect(&addr).await.unwrap();
+        stream
+            .write_all(&[0x7f, 0xff, 0xff, 0xff, 0x00])
+            .await
+            .unwrap();
+        assert!(drain(&mut stream).await.is_empty());
+    });
+    root.expect("wrong tree token from ('stranger', 'x')", T);
+    root.expect("refused a connection: bad handshake frame: malformed", T);
+    root.expect(
+        "refused a connection: bad handshake frame: frame of 2147483647 bytes exceeds",
+        T,
+    );
+    still_serving(&mut root);
+    stop(root);
+}
+
+#[test]
+fn a_payload_outside_the_dialogs_spec_is_refused_and_the_peer_dropped() {
+    let (mut root, addr) = serving_root();
+    smol::block_on(async {
+        let codec = Codec::default();
+        let mut stream = connect(&addr).await.unwrap();
+        let me = ActorUid::new("insider", "y");
+        client_handshake(&mut stream, &me, TOKEN, &codec)
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+
+        // Within the spec: answered.
+        let ping = encode_pld(&PingMsg::Ping(41)).unwrap();
+        let start = Msg::Start {
+            cid: 1,
+            handler: "ping".into(),
+            pld: ping,
+        };
+        codec
+            .write_msg(&mut stream, &start, &mut buf)
+            .await
+            .unwrap();
+        let reply = codec
+            .read_msg(&mut stream, &mut buf)
+            .await
+            .unwrap()
+            .unwrap();
+        let Msg::Return { cid: 1, pld } = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(smol_devx::codec::decode_pld::<u32>(&pld).unwrap(), 42);
+
+        // A lock message where only `Ping` is allowed.
+        let release = LockMsg::LockRelease(LockRelease {
+            subactor_uid: me.clone(),
+            cid: 3,
+        });
+        let start = Msg::Start {
+            cid: 3,
+            handler: "ping".into(),
+            pld: encode_pld(&release).unwrap(),
+        };
+        codec
+            .write_msg(&mut stream, &start, &mut buf)
+            .await
+            .unwrap();
+        let reply = codec
+            .read_msg(&mut stream, &mut buf)
+            .await
+            .unwrap()
+            .unwrap();
+        let Msg::Error { cid: 3, error } = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(error.type_name, "MsgTypeError");
+        assert!(
+            error.message.contains("pld spec `PingOnly`"),
+            "{}",
+            error.message
+        );
+        assert!(error.message.contains("`LockRelease`"), "{}", error.message);
+        // ... and then the root hangs up.
+        assert!(codec
+            .read_msg(&mut stream, &mut buf)
+            .await
+            .unwrap()
+            .is_none());
+    });
+    root.expect(
+        "refusing payload, closing the connection: dialog 3 (ping) from ('insider', 'y')",
+        T,
+    );
+    still_serving(&mut root);
+    stop(root);
+}
+
+#[test]
+fn an_unknown_handler_is_an_error_not_a_hang() {
+    let (root, addr) = serving_root();
+    smol::block_on(async {
+        let codec = Codec::default();
+        let mut stream = connect(&addr).await.unwrap();
+        client_handshake(&mut stream, &ActorUid::new("insider", "z"), TOKEN, &codec)
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let start = Msg::Start {
+            cid: 5,
+            handler: "no_such".into(),
+            pld: encode_pld(&()).unwrap(),
+        };
+        codec
+            .write_msg(&mut stream, &start, &mut buf)
+            .await
+            .unwrap();
+        let reply = codec
+            .read_msg(&mut stream, &mut buf)
+            .await
+            .unwrap()
+            .unwrap();
+        let Msg::Error { cid: 5, error } = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(error.type_name, "UnknownHandler");
+    });
+    stop(root);
+}

@@ -1,0 +1,40 @@
+//! No process outlives the root: SIGKILL the root of a three-level tree
+//! and every descendant is gone within 2 s.
+//!
+//! Its own test binary: it makes this process the subreaper of the
+//! orphans, and reaps them, which must not race other tests' children.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_reaped, pid_on, running, wait_not_running, Running};
+use rustix::process::{kill_process, set_child_subreaper, waitpid, Pid, Signal, WaitOptions};
+
+#[test]
+fn killing_the_root_takes_the_whole_tree_down() {
+    // Orphans re-parent to us, so that we can reap them and prove no
+    // zombie is left (PID 1 of a container may not reap).
+    set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+    let mut root = Running::start("actor_tree", &["tree_forever"], &[]);
+    let child = pid_on(&root.expect("child pid", Duration::from_secs(20)));
+    let grandchild = pid_on(&root.expect("grandchild pid", Duration::from_secs(20)));
+    assert!(running(child) && running(grandchild));
+
+    kill_process(Pid::from_raw(root.pid() as i32).unwrap(), Signal::KILL).unwrap();
+    let survivors = wait_not_running(&[child, grandchild], Duration::from_secs(2));
+    assert!(
+        survivors.is_empty(),
+        "still running 2 s after the root died: {survivors:?}"
+    );
+
+    let (status, _) = root.finish(Duration::from_secs(5));
+    assert_eq!(status.code(), None, "killed by a signal");
+    for _ in 0..100 {
+        match waitpid(None, WaitOptions::NOHANG) {
+            Ok(Some(_)) => continue,
+            _ => break,
+        }
+    }
+    assert_reaped(&[child, grandchild]);
+}
