@@ -17,6 +17,21 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Stats from raw per-op samples in nanoseconds.
+    pub fn from_samples(name: &str, mut per_op: Vec<f64>) -> Self {
+        per_op.sort_by(f64::total_cmp);
+        Stats {
+            name: name.to_owned(),
+            per_op,
+        }
+    }
+
+    /// The same samples times `factor`: a derived baseline ("two raw
+    /// ping-pongs").
+    pub fn scaled(&self, name: &str, factor: f64) -> Self {
+        Self::from_samples(name, self.per_op.iter().map(|x| x * factor).collect())
+    }
+
     /// Median per-op time, in nanoseconds.
     pub fn median_ns(&self) -> f64 {
         self.quantile(0.5)
@@ -68,7 +83,7 @@ pub fn measure(name: &str, batch: u32, samples: usize, mut op: impl FnMut()) -> 
     while Instant::now() < warm_until {
         op();
     }
-    let mut per_op: Vec<f64> = (0..samples)
+    let per_op: Vec<f64> = (0..samples)
         .map(|_| {
             let start = Instant::now();
             for _ in 0..batch {
@@ -77,11 +92,7 @@ pub fn measure(name: &str, batch: u32, samples: usize, mut op: impl FnMut()) -> 
             start.elapsed().as_nanos() as f64 / f64::from(batch)
         })
         .collect();
-    per_op.sort_by(f64::total_cmp);
-    Stats {
-        name: name.to_owned(),
-        per_op,
-    }
+    Stats::from_samples(name, per_op)
 }
 
 /// Cores of this machine, for the report header.

@@ -522,17 +522,20 @@ async fn run_dialog(actor: Actor, chan: Channel, mut dialog: Incoming) -> bool {
         let _ = chan.send(&Msg::Error { cid, error }).await;
         return false;
     };
-    let cancelled = dialog.take_cancel_watch();
+    let watch = dialog.take_cancel_watch();
     let args = std::mem::take(&mut dialog.args);
     let ctx = chan.accept(dialog, handler.spec);
     let work = AssertUnwindSafe((handler.run)(actor.clone(), ctx, args)).catch_unwind();
     let outcome = async { Some(work.await) }
         .or(async {
-            let _ = cancelled.recv().await;
+            match &watch {
+                Some(watch) => watch.cancelled().await,
+                None => smol::future::pending().await,
+            }
             None
         })
         .await;
-    chan.end_served(cid);
+    drop(watch);
     let reply = match outcome {
         Some(Ok(Ok(pld))) => Msg::Return { cid, pld },
         Some(Ok(Err(error))) => Msg::Error { cid, error },

@@ -32,16 +32,37 @@ pub struct Incoming {
     /// The dialog, for `started`, streaming and the result.
     pub cid: Cid,
     pub(crate) rx: Receiver<Msg>,
-    cancel: Receiver<()>,
+    cancel: Option<CancelWatch>,
 }
 
 impl Incoming {
-    /// A receiver that returns when the peer cancels this dialog or the
-    /// connection closes: how a served handler learns to stop even while
-    /// it does not read its dialog. Registered when the dialog arrived, so
-    /// no cancel can slip past it.
-    pub fn take_cancel_watch(&self) -> Receiver<()> {
-        self.cancel.clone()
+    /// The dialog's cancel watch, for whoever runs the handler. It is
+    /// registered when the dialog arrives, so no cancel can slip past it;
+    /// left here, it is dropped with the `Incoming`.
+    pub fn take_cancel_watch(&mut self) -> Option<CancelWatch> {
+        self.cancel.take()
+    }
+}
+
+/// Tells a served dialog's runner that the peer cancelled it (or that the
+/// connection closed), even while the handler does not read the dialog.
+/// Dropping it stops the watch.
+pub struct CancelWatch {
+    rx: Receiver<()>,
+    chan: Channel,
+    cid: Cid,
+}
+
+impl CancelWatch {
+    /// Returns once the peer cancels the dialog or the connection closes.
+    pub async fn cancelled(&self) {
+        let _ = self.rx.recv().await;
+    }
+}
+
+impl Drop for CancelWatch {
+    fn drop(&mut self) {
+        self.chan.state().cancels.remove(&self.cid);
     }
 }
 
@@ -112,6 +133,17 @@ impl Channel {
     /// This actor.
     pub fn local(&self) -> &ActorUid {
         &self.inner.local
+    }
+
+    /// How many dialogs this end still tracks (open mailboxes and cancel
+    /// watches): zero on an idle connection, or something leaks.
+    pub fn live_dialogs(&self) -> usize {
+        let state = self.state();
+        let watched_only = state
+            .cancels
+            .keys()
+            .filter(|cid| !state.dialogs.contains_key(cid));
+        state.dialogs.len() + watched_only.count()
     }
 
     /// Whether the connection still carries messages.
@@ -192,12 +224,6 @@ impl Channel {
         self.state().dialogs.remove(&cid);
     }
 
-    /// Drops the cancel watch of a served dialog once its handler ended
-    /// (the handler may have dropped its `Context` long before).
-    pub(crate) fn end_served(&self, cid: Cid) {
-        self.state().cancels.remove(&cid);
-    }
-
     /// Sends one message.
     pub(crate) async fn send(&self, msg: &Msg) -> Result<(), DialogError> {
         if let Some(reason) = self.close_reason() {
@@ -261,7 +287,11 @@ impl Channel {
                     args: pld,
                     cid,
                     rx,
-                    cancel,
+                    cancel: Some(CancelWatch {
+                        rx: cancel,
+                        chan: self.clone(),
+                        cid,
+                    }),
                 };
                 if incoming.try_send(incoming_dialog).is_err() {
                     // Nobody serves this connection's dialogs.

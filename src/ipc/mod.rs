@@ -11,6 +11,6 @@ pub mod channel;
 pub mod context;
 pub mod transport;
 
-pub use channel::{Channel, Incoming, Side};
+pub use channel::{CancelWatch, Channel, Incoming, Side};
 pub use context::{Context, DialogError};
 pub use transport::{Addr, Listener, Stream, Transport};
