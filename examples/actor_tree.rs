@@ -2,8 +2,9 @@
 //! errors climbing nested nurseries, one-cancels-all, daemons.
 //!
 //! `cargo run --example actor_tree -- <scenario>` with one of:
-//! `return`, `nested_error`, `one_cancels_all`, `daemon`, `tree_forever`
-//! (until killed), `serve` (until stdin closes). The multi-process tests in `tests/actor_tree.rs` drive it.
+//! `return`, `nested_error`, `one_cancels_all`, `stubborn`, `daemon`, `debug_modes`,
+//! `tree_forever` and `tree_stuck` (until killed), `serve` (until stdin
+//! closes). The multi-process tests in `tests/actor_tree.rs` drive it.
 
 use std::fmt;
 use std::time::Duration;
@@ -63,6 +64,13 @@ async fn sleep_forever(actor: Actor, _: ()) -> Res<()> {
     smol::future::pending().await
 }
 
+/// Blocks its thread: a cancel message can never be acted on.
+async fn block_forever(actor: Actor, _: ()) -> Res<()> {
+    hello(&actor);
+    std::thread::sleep(Duration::from_secs(3600));
+    Ok(())
+}
+
 async fn fail_after(actor: Actor, ms: u64) -> Result<(), NameError> {
     hello(&actor);
     smol::Timer::after(Duration::from_millis(ms)).await;
@@ -80,14 +88,29 @@ async fn echo(_: Actor, ctx: Context, text: String) -> Res<String> {
     Ok(text)
 }
 
-/// Spawns a child that sleeps forever and its own child that does too.
-async fn sleeper_with_child(actor: Actor, _: ()) -> Res<()> {
+/// Sleeps forever, and spawns a child running `grandchild_entry`.
+async fn sleeper_with_child(actor: Actor, grandchild_entry: String) -> Res<()> {
     hello(&actor);
     let mut nursery = Nursery::new(&actor);
     nursery
-        .run_in_actor(ActorSpec::new("sleep_forever").name("grandchild"), &())
+        .run_in_actor(ActorSpec::new(&grandchild_entry).name("grandchild"), &())
         .await?;
     nursery.join().await
+}
+
+/// Says whether debug mode is on here, then (when asked) spawns one
+/// child that inherits it and says so too.
+async fn report_debug(actor: Actor, spawn_child: bool) -> Res<()> {
+    println!("debug {} {}", actor.uid().name, actor.debug_mode());
+    if spawn_child {
+        let mut nursery = Nursery::new(&actor);
+        let name = format!("{}_child", actor.uid().name);
+        nursery
+            .run_in_actor(ActorSpec::new("report_debug").name(&name), &false)
+            .await?;
+        nursery.join().await?;
+    }
+    Ok(())
 }
 
 fn box_here(e: impl std::error::Error + Send + Sync + 'static) -> RemoteError {
@@ -145,6 +168,16 @@ async fn root(actor: Actor, scenario: String) -> Res<()> {
             let err = nursery.join().await.expect_err("fail_after fails");
             println!("joined with {} from {}", err.type_name, err.src_uid.name);
         }
+        "stubborn" => {
+            nursery
+                .run_in_actor(ActorSpec::new("block_forever"), &())
+                .await?;
+            nursery
+                .run_in_actor(ActorSpec::new("fail_after"), &300u64)
+                .await?;
+            let err = nursery.join().await.expect_err("fail_after fails");
+            println!("joined with {} from {}", err.type_name, err.src_uid.name);
+        }
         "daemon" => {
             let daemon = nursery
                 .start_actor(ActorSpec::new("serve_forever").name("echo_daemon"), &())
@@ -160,9 +193,26 @@ async fn root(actor: Actor, scenario: String) -> Res<()> {
             nursery.cancel().await;
             println!("daemon cancelled");
         }
-        "tree_forever" => {
+        "debug_modes" => {
+            println!("debug root {}", actor.debug_mode());
+            let inherit = ActorSpec::new("report_debug").name("inherits");
+            let off = ActorSpec::new("report_debug")
+                .name("overridden")
+                .debug_mode(false);
+            nursery.run_in_actor(inherit, &true).await?;
+            nursery.run_in_actor(off, &true).await?;
+            nursery.join().await?;
+        }
+        "tree_forever" | "tree_stuck" => {
+            let grandchild = match scenario.as_str() {
+                "tree_forever" => "sleep_forever",
+                _ => "block_forever",
+            };
             nursery
-                .run_in_actor(ActorSpec::new("sleeper_with_child").name("child"), &())
+                .run_in_actor(
+                    ActorSpec::new("sleeper_with_child").name("child"),
+                    &grandchild,
+                )
                 .await?;
             println!("spawned");
             nursery.join().await?;
@@ -210,13 +260,16 @@ fn main() -> std::process::ExitCode {
     smol_devx::log::init();
     let scenario = std::env::args().nth(1).unwrap_or_else(|| "return".into());
     Runtime::new()
+        .debug_mode(scenario == "debug_modes")
         .entry("double", double)
         .entry("name_error", name_error)
         .entry("spawn_until", spawn_until)
         .entry("sleep_forever", sleep_forever)
         .entry("sleeper_with_child", sleeper_with_child)
         .entry("fail_after", fail_after)
+        .entry("block_forever", block_forever)
         .entry("serve_forever", serve_forever)
+        .entry("report_debug", report_debug)
         .handler("echo", &PldSpec::ANY, echo)
         .handler("ping", &PING_ONLY, ping)
         .run(|actor| root(actor, scenario))

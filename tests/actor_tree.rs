@@ -66,9 +66,32 @@ fn one_failing_child_cancels_its_siblings() {
     let b = pid_on(&root.expect("sleeper_b pid", T));
     assert!(common::running(a) && common::running(b));
     root.expect("joined with NameError from fail_after", T);
-    // The sleepers would sleep forever: only the cancel ends them.
+    // The sleepers would sleep forever: only the cancel ends them, and
+    // the graceful message is enough.
     let (status, lines) = root.finish(T);
     assert!(status.success(), "{lines:#?}");
+    assert!(
+        !lines.iter().any(|l| l.contains("still running")),
+        "{lines:#?}"
+    );
+    assert_reaped(&actor_pids(&lines));
+}
+
+/// A child that cannot act on the cancel message (its thread is blocked)
+/// gets SIGTERM after the grace period, and is reaped.
+#[test]
+fn a_child_deaf_to_cancel_is_terminated() {
+    let mut root = Running::start("actor_tree", &["stubborn"], &[]);
+    let stuck = pid_on(&root.expect("block_forever pid", T));
+    root.expect("joined with NameError from fail_after", T);
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("(pid {stuck}) still running")) && l.contains("TERM")),
+        "{lines:#?}"
+    );
     assert_reaped(&actor_pids(&lines));
 }
 
@@ -103,5 +126,62 @@ fn the_tcp_transport_works_too() {
             .any(|l| l.contains("relay=spawn_until_0,spawn_until_1,spawner0")),
         "{lines:#?}"
     );
+    assert_reaped(&actor_pids(&lines));
+}
+
+#[test]
+fn debug_mode_is_inherited_down_the_tree_unless_overridden() {
+    let root = Running::start("actor_tree", &["debug_modes"], &[]);
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    let mut modes: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("debug "))
+        .map(String::as_str)
+        .collect();
+    modes.sort();
+    assert_eq!(
+        modes,
+        [
+            "debug inherits true",
+            "debug inherits_child true",
+            "debug overridden false",
+            "debug overridden_child false",
+            "debug root true",
+        ]
+    );
+}
+
+/// `/proc/<pid>/stat` field `n` (1-based, after the command name).
+fn stat_field(pid: u32, n: usize) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    after_name.split_whitespace().nth(n - 3).unwrap().to_owned()
+}
+
+/// Children stay in the root's process group (so they may read the
+/// terminal) and ignore SIGINT from before exec (so a ctrl-c reaches
+/// only the root, which supervises them).
+#[test]
+fn children_share_the_root_process_group_and_ignore_sigint() {
+    let mut root = Running::start("actor_tree", &["serve"], &[]);
+    let daemon = pid_on(&root.expect("echo_daemon pid", T));
+    assert_eq!(stat_field(daemon, 5), stat_field(root.pid(), 5), "pgrp");
+    let status = std::fs::read_to_string(format!("/proc/{daemon}/status")).unwrap();
+    let ignored = status.lines().find(|l| l.starts_with("SigIgn:")).unwrap();
+    let mask = u64::from_str_radix(ignored.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_ne!(mask & (1 << (2 - 1)), 0, "SIGINT not ignored: {ignored}");
+    // And it really survives one.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(daemon as i32).unwrap(),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    root.expect("echo ok", T);
+    root.expect("echo ok", T);
+    assert!(common::running(daemon));
+    root.close_stdin();
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
     assert_reaped(&actor_pids(&lines));
 }

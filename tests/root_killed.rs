@@ -11,12 +11,39 @@ use std::time::Duration;
 use common::{assert_reaped, pid_on, running, wait_not_running, Running};
 use rustix::process::{kill_process, set_child_subreaper, waitpid, Pid, Signal, WaitOptions};
 
-#[test]
-fn killing_the_root_takes_the_whole_tree_down() {
-    // Orphans re-parent to us, so that we can reap them and prove no
-    // zombie is left (PID 1 of a container may not reap).
-    set_child_subreaper(Some(rustix::process::getpid())).unwrap();
-    let mut root = Running::start("actor_tree", &["tree_forever"], &[]);
+/// Reaps every orphan that re-parented to us.
+fn reap_orphans() {
+    for _ in 0..100 {
+        match waitpid(None, WaitOptions::NOHANG) {
+            Ok(Some(_)) => continue,
+            _ => break,
+        }
+    }
+}
+
+/// SIGKILLs the middle actor of `tree_stuck`, whose grandchild's only
+/// thread is blocked: nothing but the kernel's parent-death signal can end
+/// it. The root sees its child fail and exits with the error.
+fn kill_middle_of_stuck_tree() {
+    let mut root = Running::start("actor_tree", &["tree_stuck"], &[]);
+    let child = pid_on(&root.expect("child pid", Duration::from_secs(20)));
+    let grandchild = pid_on(&root.expect("grandchild pid", Duration::from_secs(20)));
+    kill_process(Pid::from_raw(child as i32).unwrap(), Signal::KILL).unwrap();
+    let survivors = wait_not_running(&[grandchild], Duration::from_secs(2));
+    assert!(survivors.is_empty(), "grandchild outlived its parent");
+    let (status, lines) = root.finish(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains("ActorFailed")),
+        "{lines:#?}"
+    );
+    reap_orphans();
+    assert_reaped(&[child, grandchild]);
+}
+
+/// Kills the root of `scenario`'s three-level tree and checks the rest.
+fn kill_root_of(scenario: &str) {
+    let mut root = Running::start("actor_tree", &[scenario], &[]);
     let child = pid_on(&root.expect("child pid", Duration::from_secs(20)));
     let grandchild = pid_on(&root.expect("grandchild pid", Duration::from_secs(20)));
     assert!(running(child) && running(grandchild));
@@ -25,16 +52,24 @@ fn killing_the_root_takes_the_whole_tree_down() {
     let survivors = wait_not_running(&[child, grandchild], Duration::from_secs(2));
     assert!(
         survivors.is_empty(),
-        "still running 2 s after the root died: {survivors:?}"
+        "{scenario}: still running 2 s after the root died: {survivors:?}"
     );
 
     let (status, _) = root.finish(Duration::from_secs(5));
     assert_eq!(status.code(), None, "killed by a signal");
-    for _ in 0..100 {
-        match waitpid(None, WaitOptions::NOHANG) {
-            Ok(Some(_)) => continue,
-            _ => break,
-        }
-    }
+    reap_orphans();
     assert_reaped(&[child, grandchild]);
+}
+
+/// One test, two trees, in sequence: reaping any orphan (waitpid(-1))
+/// must not race another test's children.
+#[test]
+fn killing_the_root_takes_the_whole_tree_down() {
+    // Orphans re-parent to us, so that we can reap them and prove no
+    // zombie is left (PID 1 of a container may not reap).
+    set_child_subreaper(Some(rustix::process::getpid())).unwrap();
+    // Descendants that notice the closed connection.
+    kill_root_of("tree_forever");
+    kill_root_of("tree_stuck");
+    kill_middle_of_stuck_tree();
 }

@@ -246,7 +246,7 @@ impl Nursery {
                     Transport::TcpLoopback => "tcp",
                 },
             );
-        ignore_sigint_in_child(&mut cmd);
+        prepare_child(&mut cmd);
         let mut process = smol::process::Command::from(cmd)
             .spawn()
             .map_err(|e| self.fail("spawn", e))?;
@@ -433,17 +433,27 @@ impl Drop for Nursery {
     }
 }
 
-/// Makes the child ignore SIGINT from before `exec` on: a ctrl-c at the
-/// terminal reaches the whole foreground process group, and children
-/// stay in the root's group (in their own, they would be stopped on
-/// reading the terminal). The root supervises them instead.
+/// Prepares the child between fork and exec:
+/// - it ignores SIGINT: a ctrl-c at the terminal reaches the whole
+///   foreground process group, and children stay in the root's group (in
+///   their own, they would be stopped on reading the terminal); the root
+///   supervises them instead;
+/// - it is killed when its parent dies, even when its own threads are too
+///   stuck to notice the closed connection: no process outlives the root.
 #[allow(unsafe_code)]
-fn ignore_sigint_in_child(cmd: &mut std::process::Command) {
+fn prepare_child(cmd: &mut std::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
     // SAFETY: between fork and exec only async-signal-safe calls are
-    // allowed; `signal(2)` is one, and the closure allocates nothing.
+    // allowed; signal(2), prctl(2), getppid(2) and _exit(2) are, and the
+    // closure allocates nothing.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::signal(libc::SIGINT, libc::SIG_IGN);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // The parent may have died before the line above took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
             Ok(())
         });
     }
