@@ -129,6 +129,23 @@ async fn ping(_: Actor, _: Context, PingMsg::Ping(n): PingMsg) -> Res<u32> {
     Ok(n + 1)
 }
 
+/// Spawns `siblings`, then one child that fails, and reports how the
+/// nursery ended.
+async fn siblings_of_a_failure<const N: usize>(
+    nursery: &mut Nursery,
+    siblings: [ActorSpec; N],
+) -> Res<()> {
+    for sibling in siblings {
+        nursery.run_in_actor(sibling, &()).await?;
+    }
+    nursery
+        .run_in_actor(ActorSpec::new("fail_after"), &300u64)
+        .await?;
+    let err = nursery.join().await.expect_err("fail_after fails");
+    println!("joined with {} from {}", err.type_name, err.src_uid.name);
+    Ok(())
+}
+
 async fn root(actor: Actor, scenario: String) -> Res<()> {
     println!("root pid {} listening {}", std::process::id(), actor.addr());
     let mut nursery = Nursery::new(&actor).grace(Duration::from_millis(500));
@@ -157,26 +174,12 @@ async fn root(actor: Actor, scenario: String) -> Res<()> {
             }
         }
         "one_cancels_all" => {
-            for name in ["sleeper_a", "sleeper_b"] {
-                nursery
-                    .run_in_actor(ActorSpec::new("sleep_forever").name(name), &())
-                    .await?;
-            }
-            nursery
-                .run_in_actor(ActorSpec::new("fail_after"), &300u64)
-                .await?;
-            let err = nursery.join().await.expect_err("fail_after fails");
-            println!("joined with {} from {}", err.type_name, err.src_uid.name);
+            let sleepers =
+                ["sleeper_a", "sleeper_b"].map(|name| ActorSpec::new("sleep_forever").name(name));
+            siblings_of_a_failure(&mut nursery, sleepers).await?;
         }
         "stubborn" => {
-            nursery
-                .run_in_actor(ActorSpec::new("block_forever"), &())
-                .await?;
-            nursery
-                .run_in_actor(ActorSpec::new("fail_after"), &300u64)
-                .await?;
-            let err = nursery.join().await.expect_err("fail_after fails");
-            println!("joined with {} from {}", err.type_name, err.src_uid.name);
+            siblings_of_a_failure(&mut nursery, [ActorSpec::new("block_forever")]).await?
         }
         "daemon" => {
             let daemon = nursery

@@ -41,6 +41,13 @@ async fn drain(stream: &mut smol_devx::ipc::Stream) -> Vec<u8> {
     got
 }
 
+/// Sends one frame and reads the answer.
+async fn ask(stream: &mut smol_devx::ipc::Stream, msg: &Msg) -> Option<Msg> {
+    let (codec, mut buf) = (Codec::default(), Vec::new());
+    codec.write_msg(stream, msg, &mut buf).await.unwrap();
+    codec.read_msg(stream, &mut buf).await.unwrap()
+}
+
 /// The root is still serving: a fresh echo arrives after `mark`.
 fn still_serving(root: &mut Running) {
     let before = root.seen.len();
@@ -111,7 +118,6 @@ fn a_payload_outside_the_dialogs_spec_is_refused_and_the_peer_dropped() {
         client_handshake(&mut stream, &me, TOKEN, &codec)
             .await
             .unwrap();
-        let mut buf = Vec::new();
 
         // Within the spec: answered.
         let ping = encode_pld(&PingMsg::Ping(41)).unwrap();
@@ -120,15 +126,7 @@ fn a_payload_outside_the_dialogs_spec_is_refused_and_the_peer_dropped() {
             handler: "ping".into(),
             pld: ping,
         };
-        codec
-            .write_msg(&mut stream, &start, &mut buf)
-            .await
-            .unwrap();
-        let reply = codec
-            .read_msg(&mut stream, &mut buf)
-            .await
-            .unwrap()
-            .unwrap();
+        let reply = ask(&mut stream, &start).await.unwrap();
         let Msg::Return { cid: 1, pld } = reply else {
             panic!("{reply:?}")
         };
@@ -144,15 +142,7 @@ fn a_payload_outside_the_dialogs_spec_is_refused_and_the_peer_dropped() {
             handler: "ping".into(),
             pld: encode_pld(&release).unwrap(),
         };
-        codec
-            .write_msg(&mut stream, &start, &mut buf)
-            .await
-            .unwrap();
-        let reply = codec
-            .read_msg(&mut stream, &mut buf)
-            .await
-            .unwrap()
-            .unwrap();
+        let reply = ask(&mut stream, &start).await.unwrap();
         let Msg::Error { cid: 3, error } = reply else {
             panic!("{reply:?}")
         };
@@ -164,11 +154,7 @@ fn a_payload_outside_the_dialogs_spec_is_refused_and_the_peer_dropped() {
         );
         assert!(error.message.contains("`LockRelease`"), "{}", error.message);
         // ... and then the root hangs up.
-        assert!(codec
-            .read_msg(&mut stream, &mut buf)
-            .await
-            .unwrap()
-            .is_none());
+        assert!(drain(&mut stream).await.is_empty());
     });
     root.expect(
         "refusing payload, closing the connection: dialog 3 (ping) from ('insider', 'y')",
@@ -187,21 +173,12 @@ fn an_unknown_handler_is_an_error_not_a_hang() {
         client_handshake(&mut stream, &ActorUid::new("insider", "z"), TOKEN, &codec)
             .await
             .unwrap();
-        let mut buf = Vec::new();
         let start = Msg::Start {
             cid: 5,
             handler: "no_such".into(),
             pld: encode_pld(&()).unwrap(),
         };
-        codec
-            .write_msg(&mut stream, &start, &mut buf)
-            .await
-            .unwrap();
-        let reply = codec
-            .read_msg(&mut stream, &mut buf)
-            .await
-            .unwrap()
-            .unwrap();
+        let reply = ask(&mut stream, &start).await.unwrap();
         let Msg::Error { cid: 5, error } = reply else {
             panic!("{reply:?}")
         };

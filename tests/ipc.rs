@@ -156,3 +156,16 @@ fn a_payload_outside_the_spec_fails_the_dialog_and_closes_the_connection() {
         assert!(!server.is_connected());
     });
 }
+
+#[test]
+fn the_handler_side_may_cancel_too() {
+    let (client, _, server, incoming) = pair();
+    future::block_on(async {
+        let args = smol_devx::codec::encode_pld(&()).unwrap();
+        let mut ctx = client.open("x", args, &PldSpec::ANY).await.unwrap();
+        let handler = server.accept(incoming.recv().await.unwrap(), &PldSpec::ANY);
+        handler.cancel().await.unwrap();
+        let err = ctx.result::<()>().await.unwrap_err();
+        assert!(matches!(err, DialogError::Cancelled), "{err}");
+    });
+}

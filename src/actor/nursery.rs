@@ -260,16 +260,15 @@ impl Nursery {
             })
             .detach();
         }
-        let connected = async { connected_rx.recv().await.ok() }
-            .or(async {
+        let connected = within(
+            CONNECT_TIMEOUT,
+            async { connected_rx.recv().await.ok() }.or(async {
                 exited.wait().await;
                 None
-            })
-            .or(async {
-                smol::Timer::after(CONNECT_TIMEOUT).await;
-                None
-            })
-            .await;
+            }),
+        )
+        .await
+        .flatten();
         let Some((chan, incoming)) = connected else {
             inner
                 .pending_spawns
@@ -389,16 +388,7 @@ impl Nursery {
 async fn stop(uid: &ActorUid, pid: u32, exited: &OnceCell<Option<ExitStatus>>, grace: Duration) {
     use rustix::process::Signal;
     for signal in [Some(Signal::TERM), Some(Signal::KILL), None] {
-        let done = async {
-            exited.wait().await;
-            true
-        }
-        .or(async {
-            smol::Timer::after(grace).await;
-            false
-        })
-        .await;
-        if done {
+        if within(grace, exited.wait()).await.is_some() {
             return;
         }
         match signal {
@@ -411,6 +401,16 @@ async fn stop(uid: &ActorUid, pid: u32, exited: &OnceCell<Option<ExitStatus>>, g
             }
         }
     }
+}
+
+/// `fut`'s output, or `None` when `limit` passes first.
+async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -> Option<T> {
+    async { Some(fut.await) }
+        .or(async {
+            smol::Timer::after(limit).await;
+            None
+        })
+        .await
 }
 
 fn kill(pid: u32, signal: rustix::process::Signal) {
