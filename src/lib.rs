@@ -45,6 +45,7 @@
 
 pub mod actor;
 pub mod codec;
+pub mod debug;
 pub mod ipc;
 pub mod log;
 pub mod msg;

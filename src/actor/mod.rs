@@ -105,6 +105,8 @@ struct ActorInner {
     codec: Codec,
     handlers: HashMap<String, Handler>,
     parent: std::sync::OnceLock<Channel>,
+    parent_addr: Option<Addr>,
+    root_chan: smol::lock::Mutex<Option<Channel>>,
     pending_spawns: Mutex<HashMap<String, Sender<Connected>>>,
     socket_dir: Option<PathBuf>,
 }
@@ -145,6 +147,30 @@ impl Actor {
     /// The connection to the parent (subactors only).
     pub fn parent(&self) -> Option<&Channel> {
         self.inner.parent.get()
+    }
+
+    /// The connection to the root, made on first use and kept (the
+    /// parent's, when the parent is the root). Subactors only.
+    pub async fn root_channel(&self) -> Result<Channel, RemoteError> {
+        if self.is_root() {
+            return Err(RemoteError::new(
+                "NotASubactor",
+                "the root has no connection to itself",
+                self.uid().clone(),
+            ));
+        }
+        let mut cached = self.inner.root_chan.lock().await;
+        if let Some(chan) = cached.as_ref().filter(|c| c.is_connected()) {
+            return Ok(chan.clone());
+        }
+        let chan = match self.parent() {
+            Some(parent) if self.inner.parent_addr.as_ref() == Some(&self.inner.root_addr) => {
+                parent.clone()
+            }
+            _ => self.connect(&self.inner.root_addr).await?,
+        };
+        *cached = Some(chan.clone());
+        Ok(chan)
     }
 
     /// Connects to another actor of the tree (the root, say) as a peer.
@@ -328,6 +354,7 @@ impl Runtime {
         let listener = Listener::bind(self.transport)?;
         let boot = Boot {
             uid,
+            parent_addr: None,
             is_root: true,
             debug_mode: self.debug_mode,
             token,
@@ -339,6 +366,7 @@ impl Runtime {
     fn start(self, boot: Boot, listener: Listener) -> Actor {
         let Boot {
             uid,
+            parent_addr,
             is_root,
             debug_mode,
             token,
@@ -361,6 +389,8 @@ impl Runtime {
                 codec: self.codec,
                 handlers: self.handlers,
                 parent: std::sync::OnceLock::new(),
+                parent_addr,
+                root_chan: smol::lock::Mutex::new(None),
                 pending_spawns: Mutex::new(HashMap::new()),
                 socket_dir,
             }),
@@ -395,6 +425,7 @@ impl Runtime {
         let listener = Listener::bind(self.transport).map_err(|e| e.to_string())?;
         let boot = Boot {
             uid: uid.clone(),
+            parent_addr: Some(parent_addr.clone()),
             is_root: false,
             debug_mode,
             token: token.clone(),
@@ -442,6 +473,7 @@ impl Runtime {
 /// Who an actor is and where its tree is, at boot.
 struct Boot {
     uid: ActorUid,
+    parent_addr: Option<Addr>,
     is_root: bool,
     debug_mode: bool,
     token: String,

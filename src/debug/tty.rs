@@ -1,0 +1,392 @@
+//! The lock dialog, both sides.
+//!
+//! A subactor that needs the terminal opens a dialog with the ROOT (not
+//! its parent: grandchildren ask the root directly) running
+//! [`LOCK_HANDLER`] with a `LockRequest`. The root queues it on its
+//! [`Lock`], answers `started(LockStatus { locked: true })` once it is the
+//! holder's turn, waits for `LockRelease` on the dialog's stream, releases
+//! and returns `LockStatus { locked: false }`. Every payload of the dialog
+//! is decoded under [`PldSpec::LOCK`], in the dialog's task only.
+//!
+//! Any failure on the root's side (peer gone, dialog cancelled, a payload
+//! outside the spec, a bad release) force-releases the lock and logs one
+//! line saying why and for whom: a dead holder never keeps the terminal.
+
+use std::future::Future;
+
+use super::lock::{Lock, LockGuard, Owner};
+use super::DebugError;
+use crate::actor::{Actor, Runtime};
+use crate::codec::{encode_pld, PldSpec};
+use crate::ipc::{Context, DialogError};
+use crate::msg::{ActorUid, Cid, LockMsg, LockRelease, LockRequest, LockStatus, TaskUid};
+
+/// Name of the root's lock dialog handler (tractor's name).
+pub const LOCK_HANDLER: &str = "lock_stdio_for_peer";
+/// Name of the root's handler that tells who holds and waits.
+pub const LOCK_STATE_HANDLER: &str = "debug_lock_state";
+
+/// The seam the lock dialog is written against: one dialog between a
+/// subactor and the root, seen from either end. `ipc::Context`
+/// implements it; a host actor system with its own IPC implements it
+/// over its own streams and reuses everything else here.
+pub trait LockDialog: Send {
+    /// The actor at the other end.
+    fn peer(&self) -> ActorUid;
+    /// The dialog's id.
+    fn cid(&self) -> Cid;
+    /// Root: the dialog's `started` value.
+    fn send_started(
+        &mut self,
+        status: LockStatus,
+    ) -> impl Future<Output = Result<(), DebugError>> + Send;
+    /// Subactor: waits for the `started` value.
+    fn wait_started(&mut self) -> impl Future<Output = Result<LockMsg, DebugError>> + Send;
+    /// Either side: one stream item.
+    fn send(&mut self, msg: LockMsg) -> impl Future<Output = Result<(), DebugError>> + Send;
+    /// Either side: the next stream item; `None` when the stream ended.
+    fn recv(&mut self) -> impl Future<Output = Result<Option<LockMsg>, DebugError>> + Send;
+    /// Subactor: waits for the dialog's final result.
+    fn result(&mut self) -> impl Future<Output = Result<LockMsg, DebugError>> + Send;
+}
+
+fn link_error(e: DialogError) -> DebugError {
+    match e {
+        DialogError::Codec(e) => DebugError::Protocol(e.to_string()),
+        other => DebugError::Request(other.to_string()),
+    }
+}
+
+impl LockDialog for Context {
+    fn peer(&self) -> ActorUid {
+        Context::peer(self).clone()
+    }
+    fn cid(&self) -> Cid {
+        Context::cid(self)
+    }
+    async fn send_started(&mut self, status: LockStatus) -> Result<(), DebugError> {
+        Context::send_started(self, &LockMsg::LockStatus(status))
+            .await
+            .map_err(link_error)
+    }
+    async fn wait_started(&mut self) -> Result<LockMsg, DebugError> {
+        self.started().await.map_err(link_error)
+    }
+    async fn send(&mut self, msg: LockMsg) -> Result<(), DebugError> {
+        Context::send(self, &msg).await.map_err(link_error)
+    }
+    async fn recv(&mut self) -> Result<Option<LockMsg>, DebugError> {
+        Context::recv(self).await.map_err(link_error)
+    }
+    async fn result(&mut self) -> Result<LockMsg, DebugError> {
+        Context::result(self).await.map_err(link_error)
+    }
+}
+
+/// Registers the root's lock handlers on a runtime. Every program whose
+/// actors use the debugger calls it (the handlers only run in the root).
+pub fn install(runtime: Runtime) -> Runtime {
+    runtime
+        .handler(
+            LOCK_HANDLER,
+            &PldSpec::LOCK,
+            |actor: Actor, mut ctx: Context, req: LockMsg| async move {
+                if !actor.is_root() {
+                    return Err(DebugError::Request(format!(
+                        "{} is not the root",
+                        actor.uid()
+                    )));
+                }
+                let LockMsg::LockRequest(req) = req else {
+                    return Err(DebugError::Protocol(format!(
+                        "expected LockRequest, got {}",
+                        req.tag()
+                    )));
+                };
+                lock_stdio_for_peer(Lock::root(), &mut ctx, req)
+                    .await
+                    .map(LockMsg::LockStatus)
+            },
+        )
+        .handler(
+            LOCK_STATE_HANDLER,
+            &PldSpec::ANY,
+            |_: Actor, _: Context, (): ()| async move {
+                let lock = Lock::root();
+                let holder = lock.holder().map(|o| o.actor);
+                let waiters: Vec<ActorUid> = lock.waiters().into_iter().map(|o| o.actor).collect();
+                Ok::<_, DebugError>((holder, waiters))
+            },
+        )
+}
+
+/// The root's side of one lock dialog (tractor's `lock_stdio_for_peer`):
+/// queue, grant, wait for the release, release. Returns the final
+/// `LockStatus { locked: false }`.
+pub async fn lock_stdio_for_peer<D: LockDialog>(
+    lock: &Lock,
+    dialog: &mut D,
+    req: LockRequest,
+) -> Result<LockStatus, DebugError> {
+    let (peer, cid) = (dialog.peer(), dialog.cid());
+    if req.subactor_uid != peer {
+        return Err(DebugError::Protocol(format!(
+            "{peer} asked for the tree lock on behalf of {}",
+            req.subactor_uid
+        )));
+    }
+    let owner = Owner {
+        actor: peer.clone(),
+        task: req.task_uid,
+        cid: Some(cid),
+    };
+    let guard = lock.acquire(owner.clone()).await?;
+    // From here every way out but a clean release is a forced one, and
+    // says so; the guard releases on drop, also when this future is
+    // dropped (the dialog was cancelled).
+    let mut held = Held {
+        guard: Some(guard),
+        owner,
+        why: "the lock dialog was cancelled",
+    };
+    let status = |locked| LockStatus {
+        subactor_uid: peer.clone(),
+        cid,
+        locked,
+    };
+    if let Err(e) = dialog.send_started(status(true)).await {
+        held.why = "the grant could not be delivered";
+        return Err(e);
+    }
+    loop {
+        match dialog.recv().await {
+            Ok(Some(LockMsg::LockRelease(LockRelease {
+                subactor_uid,
+                cid: rel_cid,
+            }))) => {
+                if subactor_uid != peer || rel_cid != cid {
+                    held.why = "the release named another holder";
+                    return Err(DebugError::Protocol(format!(
+                        "{peer} sent a release for {subactor_uid} dialog {rel_cid} on dialog {cid}"
+                    )));
+                }
+                held.clean_release();
+                return Ok(status(false));
+            }
+            Ok(Some(other)) => {
+                held.why = "the peer sent something other than LockRelease";
+                return Err(DebugError::Protocol(format!(
+                    "expected LockRelease, got {}",
+                    other.tag()
+                )));
+            }
+            Ok(None) => {
+                held.why = "the peer ended the stream without releasing";
+                return Err(DebugError::Protocol(
+                    "stream ended before LockRelease".into(),
+                ));
+            }
+            Err(e) => {
+                held.why = "the peer is gone";
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The root's hold on the lock for one dialog: releases it on every way
+/// out, logging why when it was not a clean release.
+struct Held {
+    guard: Option<LockGuard>,
+    owner: Owner,
+    why: &'static str,
+}
+
+impl Held {
+    fn clean_release(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            guard.release();
+        }
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            log::warn!(
+                "force-releasing the tree lock held by {}: {}",
+                self.owner,
+                self.why
+            );
+            guard.release();
+        }
+    }
+}
+
+/// Ownership of the tree lock, from [`acquire_debug_lock`]. Release it
+/// with [`TreeLock::release`]; dropping it releases too (a subactor's
+/// dialog is cancelled, and the root force-releases).
+#[must_use = "the tree lock is released when this is dropped"]
+pub struct TreeLock {
+    kind: Kind,
+}
+
+enum Kind {
+    Root(LockGuard),
+    Sub {
+        dialog: CancelOnDrop,
+        _local: LockGuard,
+        uid: ActorUid,
+    },
+}
+
+impl TreeLock {
+    /// Releases the lock: in a subactor, sends `LockRelease` and waits
+    /// for the root's `LockStatus { locked: false }`.
+    pub async fn release(self) -> Result<(), DebugError> {
+        match self.kind {
+            Kind::Root(guard) => {
+                guard.release();
+                Ok(())
+            }
+            Kind::Sub {
+                mut dialog,
+                _local,
+                uid,
+            } => {
+                let ctx = dialog.ctx.as_mut().expect("present until released");
+                let cid = ctx.cid();
+                let release = LockMsg::LockRelease(LockRelease {
+                    subactor_uid: uid.clone(),
+                    cid,
+                });
+                LockDialog::send(ctx, release).await?;
+                match LockDialog::result(ctx).await? {
+                    LockMsg::LockStatus(s) if !s.locked && s.subactor_uid == uid => {
+                        dialog.ctx = None;
+                        Ok(())
+                    }
+                    other => Err(DebugError::Protocol(format!(
+                        "unexpected release answer {other:?}"
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+/// Cancels an unfinished lock dialog when dropped: a request abandoned at
+/// any await point never leaves the root waiting on a live connection.
+struct CancelOnDrop {
+    ctx: Option<Context>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            smol::spawn(async move {
+                let _ = ctx.cancel().await;
+            })
+            .detach();
+        }
+    }
+}
+
+/// A subactor's request for the tree lock: queues behind the other tasks
+/// of this actor, then asks the root. The same task asking twice gets
+/// [`DebugError::DoubleLock`].
+pub async fn request_root_stdio_lock(actor: &Actor, task: TaskUid) -> Result<TreeLock, DebugError> {
+    let me = actor.uid().clone();
+    let owner = Owner {
+        actor: me.clone(),
+        task: task.clone(),
+        cid: None,
+    };
+    let local = local_queue().acquire(owner).await?;
+    let root = actor
+        .root_channel()
+        .await
+        .map_err(|e| DebugError::Request(e.to_string()))?;
+    let req = LockMsg::LockRequest(LockRequest {
+        subactor_uid: me.clone(),
+        task_uid: task,
+    });
+    let args = encode_pld(&req).map_err(|e| DebugError::Protocol(e.to_string()))?;
+    let ctx = root
+        .open(LOCK_HANDLER, args, &PldSpec::LOCK)
+        .await
+        .map_err(link_error)?;
+    let mut dialog = CancelOnDrop { ctx: Some(ctx) };
+    let ctx = dialog.ctx.as_mut().expect("just set");
+    match ctx.wait_started().await? {
+        LockMsg::LockStatus(s) if s.locked && s.subactor_uid == me && s.cid == ctx.cid() => {
+            Ok(TreeLock {
+                kind: Kind::Sub {
+                    dialog,
+                    _local: local,
+                    uid: me,
+                },
+            })
+        }
+        other => Err(DebugError::Protocol(format!(
+            "root locked for another peer? got {other:?}"
+        ))),
+    }
+}
+
+/// This actor's own queue: its tasks ask the root one at a time.
+fn local_queue() -> &'static Lock {
+    static LOCAL: std::sync::OnceLock<Lock> = std::sync::OnceLock::new();
+    LOCAL.get_or_init(Lock::new)
+}
+
+/// Holds the tree lock without a REPL (tests, benches, code that must
+/// write to the terminal alone): in the root, from its own [`Lock`]; in a
+/// subactor, through the root.
+pub async fn acquire_debug_lock(actor: &Actor, task: TaskUid) -> Result<TreeLock, DebugError> {
+    if actor.is_root() {
+        let owner = Owner {
+            actor: actor.uid().clone(),
+            task,
+            cid: None,
+        };
+        Ok(TreeLock {
+            kind: Kind::Root(Lock::root().acquire(owner).await?),
+        })
+    } else {
+        request_root_stdio_lock(actor, task).await
+    }
+}
+
+/// Root: waits until no actor holds or waits for the tree lock (before
+/// tearing the tree down). Returns whether anyone was in debug. Other
+/// actors return `false` at once.
+pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
+    if !actor.is_root() || !Lock::root().in_use() {
+        return false;
+    }
+    Lock::root().wait_idle().await;
+    true
+}
+
+/// Who holds the tree lock and who waits for it, oldest first, as the
+/// root sees it: for the REPL's queue banner.
+pub async fn lock_queue(actor: &Actor) -> Result<(Option<ActorUid>, Vec<ActorUid>), DebugError> {
+    if actor.is_root() {
+        let lock = Lock::root();
+        return Ok((
+            lock.holder().map(|o| o.actor),
+            lock.waiters().into_iter().map(|o| o.actor).collect(),
+        ));
+    }
+    let root = actor
+        .root_channel()
+        .await
+        .map_err(|e| DebugError::Request(e.to_string()))?;
+    let args = encode_pld(&()).map_err(|e| DebugError::Protocol(e.to_string()))?;
+    let mut ctx = root
+        .open(LOCK_STATE_HANDLER, args, &PldSpec::ANY)
+        .await
+        .map_err(link_error)?;
+    ctx.result().await.map_err(link_error)
+}
