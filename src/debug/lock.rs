@@ -211,7 +211,7 @@ impl Lock {
     /// waiter. A ticket that does not hold the lock releases nothing.
     fn release_ticket(&self, ticket: u64) {
         let mut state = self.state();
-        if !state.holder.as_ref().is_some_and(|(t, _, _)| *t == ticket) {
+        if state.holder.as_ref().is_none_or(|(t, _, _)| *t != ticket) {
             return;
         }
         state.holder = None;

@@ -158,38 +158,36 @@ pub async fn lock_stdio_for_peer<D: LockDialog>(
         held.why = "the grant could not be delivered";
         return Err(e);
     }
-    loop {
-        match dialog.recv().await {
-            Ok(Some(LockMsg::LockRelease(LockRelease {
-                subactor_uid,
-                cid: rel_cid,
-            }))) => {
-                if subactor_uid != peer || rel_cid != cid {
-                    held.why = "the release named another holder";
-                    return Err(DebugError::Protocol(format!(
-                        "{peer} sent a release for {subactor_uid} dialog {rel_cid} on dialog {cid}"
-                    )));
-                }
-                held.clean_release();
-                return Ok(status(false));
-            }
-            Ok(Some(other)) => {
-                held.why = "the peer sent something other than LockRelease";
+    match dialog.recv().await {
+        Ok(Some(LockMsg::LockRelease(LockRelease {
+            subactor_uid,
+            cid: rel_cid,
+        }))) => {
+            if subactor_uid != peer || rel_cid != cid {
+                held.why = "the release named another holder";
                 return Err(DebugError::Protocol(format!(
-                    "expected LockRelease, got {}",
-                    other.tag()
+                    "{peer} sent a release for {subactor_uid} dialog {rel_cid} on dialog {cid}"
                 )));
             }
-            Ok(None) => {
-                held.why = "the peer ended the stream without releasing";
-                return Err(DebugError::Protocol(
-                    "stream ended before LockRelease".into(),
-                ));
-            }
-            Err(e) => {
-                held.why = "the peer is gone";
-                return Err(e);
-            }
+            held.clean_release();
+            Ok(status(false))
+        }
+        Ok(Some(other)) => {
+            held.why = "the peer sent something other than LockRelease";
+            Err(DebugError::Protocol(format!(
+                "expected LockRelease, got {}",
+                other.tag()
+            )))
+        }
+        Ok(None) => {
+            held.why = "the peer ended the stream without releasing";
+            Err(DebugError::Protocol(
+                "stream ended before LockRelease".into(),
+            ))
+        }
+        Err(e) => {
+            held.why = "the peer is gone";
+            Err(e)
         }
     }
 }
