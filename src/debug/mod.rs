@@ -27,6 +27,8 @@ pub enum DebugError {
     Barred(ActorUid),
     /// The lock dialog failed: the root or the link is gone, or refused.
     Request(String),
+    /// The other side cancelled the lock dialog.
+    Cancelled,
     /// The peer broke the lock dialog's protocol.
     Protocol(String),
 }
@@ -42,6 +44,7 @@ impl fmt::Display for DebugError {
                 write!(f, "debug lock blocked for {actor}: it is being torn down")
             }
             DebugError::Request(e) => write!(f, "tree lock request failed: {e}"),
+            DebugError::Cancelled => f.write_str("the lock dialog was cancelled"),
             DebugError::Protocol(e) => write!(f, "lock dialog protocol violation: {e}"),
         }
     }

@@ -53,6 +53,7 @@ pub trait LockDialog: Send {
 fn link_error(e: DialogError) -> DebugError {
     match e {
         DialogError::Codec(e) => DebugError::Protocol(e.to_string()),
+        DialogError::Cancelled => DebugError::Cancelled,
         other => DebugError::Request(other.to_string()),
     }
 }
@@ -186,7 +187,11 @@ pub async fn lock_stdio_for_peer<D: LockDialog>(
             ))
         }
         Err(e) => {
-            held.why = "the peer is gone";
+            held.why = match e {
+                DebugError::Cancelled => "the lock dialog was cancelled",
+                DebugError::Protocol(_) => "the peer broke the dialog's payload spec",
+                _ => "the peer is gone",
+            };
             Err(e)
         }
     }

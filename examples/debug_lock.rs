@@ -1,0 +1,215 @@
+//! The tree-wide TTY lock without a REPL, under contention and faults.
+//!
+//! `cargo run --example debug_lock -- <scenario> [args]` with one of:
+//! - `contend N ROUNDS FILE`: N subactors each take the lock ROUNDS times
+//!   and write begin/end markers to FILE inside it;
+//! - `holder_killed`: a holder that never releases, a waiter behind it
+//!   (the test SIGKILLs the holder);
+//! - `waiter_killed`: a holder, two waiters (the test SIGKILLs the first);
+//! - `double`: one task asks twice;
+//! - `cancel_at_each_poll`: requests abandoned after k polls, k = 0..30.
+//!
+//! The multi-process tests in `tests/debug_lock.rs` drive it.
+
+use std::io::Write;
+use std::time::Duration;
+
+use smol::future;
+use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::debug::lock::Lock;
+use smol_devx::debug::tty::{acquire_debug_lock, lock_queue, request_root_stdio_lock};
+use smol_devx::debug::DebugError;
+use smol_devx::msg::{RemoteError, TaskUid};
+
+type Res<T> = Result<T, DebugError>;
+
+fn main_task() -> TaskUid {
+    TaskUid::new("main", 1)
+}
+
+fn say(actor: &Actor, what: &str) {
+    println!("{} pid {} {what}", actor.uid().name, std::process::id());
+}
+
+fn append(file: &str, line: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(file)
+        .unwrap();
+    f.write_all(format!("{line}\n").as_bytes()).unwrap();
+}
+
+async fn contend(actor: Actor, (rounds, file): (u32, String)) -> Res<()> {
+    let me = actor.uid().name.clone();
+    for i in 0..rounds {
+        let lock = acquire_debug_lock(&actor, main_task()).await?;
+        append(&file, &format!("B {me} {i}"));
+        smol::Timer::after(Duration::from_micros(200)).await;
+        append(&file, &format!("E {me} {i}"));
+        lock.release().await?;
+    }
+    Ok(())
+}
+
+async fn hold_forever(actor: Actor, _: ()) -> Res<()> {
+    let _lock = acquire_debug_lock(&actor, main_task()).await?;
+    say(&actor, "locked");
+    future::pending().await
+}
+
+async fn take_once(actor: Actor, _: ()) -> Res<()> {
+    say(&actor, "requesting");
+    let lock = acquire_debug_lock(&actor, main_task()).await?;
+    say(&actor, "locked");
+    lock.release().await
+}
+
+/// Holds the lock until the root's queue shows exactly `expect` waiters
+/// (by name), then releases.
+async fn hold_until_queue(actor: Actor, expect: Vec<String>) -> Res<()> {
+    let lock = acquire_debug_lock(&actor, main_task()).await?;
+    say(&actor, "locked");
+    loop {
+        let (_, waiters) = lock_queue(&actor).await?;
+        let names: Vec<String> = waiters.into_iter().map(|u| u.name).collect();
+        if names == expect {
+            break;
+        }
+        smol::Timer::after(Duration::from_millis(5)).await;
+    }
+    say(&actor, &format!("sees queue {expect:?}"));
+    lock.release().await
+}
+
+async fn ask_twice(actor: Actor, _: ()) -> Res<()> {
+    let first = acquire_debug_lock(&actor, main_task()).await?;
+    match acquire_debug_lock(&actor, main_task()).await {
+        Err(e @ DebugError::DoubleLock(_)) => say(&actor, &format!("refused: {e}")),
+        Err(e) => return Err(e),
+        Ok(_) => panic!("a second grant to the same task"),
+    }
+    first.release().await?;
+    say(&actor, "released");
+    Ok(())
+}
+
+async fn cancel_at_each_poll(actor: Actor, _: ()) -> Res<()> {
+    for k in 0..30 {
+        let mut request = Box::pin(request_root_stdio_lock(&actor, main_task()));
+        let mut got = None;
+        for _ in 0..k {
+            if let Some(result) = future::poll_once(&mut request).await {
+                got = Some(result?);
+                break;
+            }
+            smol::Timer::after(Duration::from_micros(300)).await;
+        }
+        drop(request);
+        if let Some(lock) = got {
+            lock.release().await?;
+        }
+        // Whatever state the abandoned request was in, the lock is ours
+        // again at once.
+        let lock = request_root_stdio_lock(&actor, main_task()).await?;
+        lock.release().await?;
+    }
+    say(&actor, "survived 30 abandoned requests");
+    Ok(())
+}
+
+async fn wait_for_waiters(n: usize) {
+    while Lock::root().waiters().len() != n {
+        smol::Timer::after(Duration::from_millis(2)).await;
+    }
+}
+
+async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
+    println!("root pid {}", std::process::id());
+    let mut nursery = Nursery::new(&actor);
+    match args.first().map(String::as_str) {
+        Some("contend") => {
+            let n: usize = args[1].parse().unwrap();
+            let rounds: u32 = args[2].parse().unwrap();
+            for i in 0..n {
+                let spec = ActorSpec::new("contend").name(&format!("locker_{i}"));
+                nursery
+                    .run_in_actor(spec, &(rounds, args[3].clone()))
+                    .await?;
+            }
+            nursery.join().await?;
+            let (grants, out_of_order) = Lock::root().grant_stats();
+            println!("grants {grants} out_of_order {out_of_order}");
+        }
+        Some("holder_killed") => {
+            let mut holders = Nursery::new(&actor);
+            holders
+                .run_in_actor(ActorSpec::new("hold_forever").name("holder"), &())
+                .await?;
+            while Lock::root().holder().is_none() {
+                smol::Timer::after(Duration::from_millis(2)).await;
+            }
+            nursery
+                .run_in_actor(ActorSpec::new("take_once").name("waiter"), &())
+                .await?;
+            wait_for_waiters(1).await;
+            println!("waiter queued");
+            nursery.join().await?;
+            let err = holders.join().await.expect_err("the holder was killed");
+            println!("holder ended: {}", err.type_name);
+        }
+        Some("waiter_killed") => {
+            let mut doomed = Nursery::new(&actor);
+            let holder = ActorSpec::new("hold_until_queue").name("holder");
+            nursery.run_in_actor(holder, &vec!["w2".to_owned()]).await?;
+            while Lock::root().holder().is_none() {
+                smol::Timer::after(Duration::from_millis(2)).await;
+            }
+            doomed
+                .run_in_actor(ActorSpec::new("take_once").name("w1"), &())
+                .await?;
+            wait_for_waiters(1).await;
+            nursery
+                .run_in_actor(ActorSpec::new("take_once").name("w2"), &())
+                .await?;
+            wait_for_waiters(2).await;
+            println!("queued w1 w2");
+            nursery.join().await?;
+            let _ = doomed.join().await;
+        }
+        Some("double") => {
+            nursery
+                .run_in_actor(ActorSpec::new("ask_twice"), &())
+                .await?;
+            nursery.join().await?;
+        }
+        Some("cancel_at_each_poll") => {
+            nursery
+                .run_in_actor(ActorSpec::new("cancel_at_each_poll"), &())
+                .await?;
+            nursery.join().await?;
+        }
+        other => {
+            return Err(RemoteError::new(
+                "Usage",
+                format!("unknown scenario {other:?}"),
+                actor.uid().clone(),
+            ));
+        }
+    }
+    println!("lock in use at exit: {}", Lock::root().in_use());
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    smol_devx::log::init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    smol_devx::debug::tty::install(Runtime::new())
+        .entry("contend", contend)
+        .entry("hold_forever", hold_forever)
+        .entry("take_once", take_once)
+        .entry("hold_until_queue", hold_until_queue)
+        .entry("ask_twice", ask_twice)
+        .entry("cancel_at_each_poll", cancel_at_each_poll)
+        .run(|actor| root(actor, args))
+}
