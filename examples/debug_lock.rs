@@ -7,7 +7,8 @@
 //!   (the test SIGKILLs the holder);
 //! - `waiter_killed`: a holder, two waiters (the test SIGKILLs the first);
 //! - `double`: one task asks twice;
-//! - `cancel_at_each_poll`: requests abandoned after k polls, k = 0..30.
+//! - `cancel_at_each_poll`: requests abandoned after k polls, k = 0..30;
+//! - `serve`: only the root, serving lock dialogs until stdin closes.
 //!
 //! The multi-process tests in `tests/debug_lock.rs` drive it.
 
@@ -188,6 +189,12 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
                 .run_in_actor(ActorSpec::new("cancel_at_each_poll"), &())
                 .await?;
             nursery.join().await?;
+        }
+        Some("serve") => {
+            // Serves lock dialogs to whoever connects, until stdin closes.
+            println!("listening {}", actor.addr());
+            let _ =
+                smol::unblock(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await;
         }
         other => {
             return Err(RemoteError::new(

@@ -163,3 +163,240 @@ fn requests_abandoned_at_every_await_point_leave_the_lock_free() {
     );
     assert_reaped(&actor_pids(&lines));
 }
+
+mod peers {
+    //! Raw peers speaking the lock dialog to a serving root, frame by
+    //! frame, to break its protocol on purpose.
+
+    use super::*;
+    use smol_devx::codec::{decode_pld, encode_pld, Codec};
+    use smol_devx::debug::tty::LOCK_HANDLER;
+    use smol_devx::ipc::auth::client_handshake;
+    use smol_devx::ipc::transport::{connect, Addr};
+    use smol_devx::ipc::Stream;
+    use smol_devx::msg::{ActorUid, LockMsg, LockRelease, LockRequest, LockStatus, Msg, TaskUid};
+
+    const TOKEN: &str = "feedfacefeedfacefeedfacefeedface";
+
+    pub fn serving_root() -> (Running, Addr) {
+        let mut root = Running::start("debug_lock", &["serve"], &[("SMOL_DEVX_TOKEN", TOKEN)]);
+        let line = root.expect("listening", T);
+        (root, line.rsplit(' ').next().unwrap().parse().unwrap())
+    }
+
+    pub struct Peer {
+        pub uid: ActorUid,
+        stream: Stream,
+        codec: Codec,
+        buf: Vec<u8>,
+    }
+
+    impl Peer {
+        pub async fn join(addr: &Addr, name: &str) -> Peer {
+            let uid = ActorUid::new(name, "p");
+            let mut stream = connect(addr).await.unwrap();
+            client_handshake(&mut stream, &uid, TOKEN, &Codec::default())
+                .await
+                .unwrap();
+            Peer {
+                uid,
+                stream,
+                codec: Codec::default(),
+                buf: Vec::new(),
+            }
+        }
+
+        pub async fn send(&mut self, msg: Msg) {
+            self.codec
+                .write_msg(&mut self.stream, &msg, &mut self.buf)
+                .await
+                .unwrap();
+        }
+
+        pub async fn next(&mut self) -> Option<Msg> {
+            self.codec
+                .read_msg(&mut self.stream, &mut self.buf)
+                .await
+                .unwrap()
+        }
+
+        /// Opens lock dialog `cid`; returns once granted.
+        pub async fn lock(&mut self, cid: u64) {
+            self.request(cid).await;
+            self.granted(cid).await;
+        }
+
+        pub async fn request(&mut self, cid: u64) {
+            let req = LockMsg::LockRequest(LockRequest {
+                subactor_uid: self.uid.clone(),
+                task_uid: TaskUid::new("main", 1),
+            });
+            let pld = encode_pld(&req).unwrap();
+            self.send(Msg::Start {
+                cid,
+                handler: LOCK_HANDLER.into(),
+                pld,
+            })
+            .await;
+        }
+
+        pub async fn granted(&mut self, cid: u64) {
+            let msg = self.next().await.unwrap();
+            let Msg::Started { cid: got, pld } = msg else {
+                panic!("{msg:?}")
+            };
+            assert_eq!(got, cid);
+            let status: LockMsg = decode_pld(&pld).unwrap();
+            assert_eq!(
+                status,
+                LockMsg::LockStatus(LockStatus {
+                    subactor_uid: self.uid.clone(),
+                    cid,
+                    locked: true
+                })
+            );
+        }
+
+        pub async fn release(&mut self, cid: u64, holder: &ActorUid, holder_cid: u64) {
+            let release = LockMsg::LockRelease(LockRelease {
+                subactor_uid: holder.clone(),
+                cid: holder_cid,
+            });
+            self.send(Msg::Yield {
+                cid,
+                pld: encode_pld(&release).unwrap(),
+            })
+            .await;
+        }
+    }
+
+    pub fn stop(mut root: Running) -> Vec<String> {
+        root.close_stdin();
+        let (status, lines) = root.finish(T);
+        assert!(status.success(), "{lines:#?}");
+        assert!(
+            lines.iter().any(|l| l == "lock in use at exit: false"),
+            "{lines:#?}"
+        );
+        lines
+    }
+}
+
+use peers::{serving_root, stop, Peer};
+use smol_devx::msg::Msg;
+
+/// The holder sends a string where only lock messages may go: the root
+/// tells it why, hangs up on it and frees the lock for the next waiter.
+#[test]
+fn a_payload_outside_the_lock_spec_frees_the_lock() {
+    let (root, addr) = serving_root();
+    smol::block_on(async {
+        let mut rogue = Peer::join(&addr, "rogue").await;
+        rogue.lock(1).await;
+        let mut next = Peer::join(&addr, "next").await;
+        next.request(1).await;
+        let stray = smol_devx::codec::encode_pld(&"hello").unwrap();
+        rogue.send(Msg::Yield { cid: 1, pld: stray }).await;
+        let Some(Msg::Error { cid: 1, error }) = rogue.next().await else {
+            panic!()
+        };
+        assert_eq!(error.type_name, "MsgTypeError");
+        assert!(
+            error.message.contains("pld spec `LockMsg`"),
+            "{}",
+            error.message
+        );
+        assert!(rogue.next().await.is_none(), "the root hangs up");
+        next.granted(1).await;
+        let uid = next.uid.clone();
+        next.release(1, &uid, 1).await;
+        let Some(Msg::Return { cid: 1, .. }) = next.next().await else {
+            panic!()
+        };
+    });
+    let lines = stop(root);
+    assert!(
+        lines.iter().any(
+            |l| l.contains("force-releasing the tree lock held by ('rogue', 'p')")
+                && l.contains("payload spec")
+        ),
+        "{lines:#?}"
+    );
+}
+
+/// A waiter sends a release naming the holder: the holder keeps the lock
+/// until it releases itself; then the waiter, granted, is caught out by
+/// its stale release and dropped; the lock ends free.
+#[test]
+fn a_release_from_an_actor_that_is_not_the_holder_releases_nothing() {
+    let (root, addr) = serving_root();
+    smol::block_on(async {
+        let mut holder = Peer::join(&addr, "holder").await;
+        holder.lock(1).await;
+        let mut forger = Peer::join(&addr, "forger").await;
+        forger.request(1).await;
+        let holder_uid = holder.uid.clone();
+        forger.release(1, &holder_uid, 1).await;
+        // A third peer queues behind the forger and sees who holds.
+        let mut third = Peer::join(&addr, "third").await;
+        third.request(1).await;
+        smol::Timer::after(Duration::from_millis(100)).await;
+        // The holder still holds: its own release is answered normally.
+        holder.release(1, &holder_uid, 1).await;
+        let Some(Msg::Return { cid: 1, pld }) = holder.next().await else {
+            panic!()
+        };
+        let status: smol_devx::msg::LockMsg = smol_devx::codec::decode_pld(&pld).unwrap();
+        assert!(matches!(status, smol_devx::msg::LockMsg::LockStatus(s) if !s.locked));
+        // The forger is granted, then refused for its stale release.
+        forger.granted(1).await;
+        let Some(Msg::Error { cid: 1, error }) = forger.next().await else {
+            panic!()
+        };
+        assert!(
+            error.message.contains("release for ('holder', 'p')"),
+            "{}",
+            error.message
+        );
+        // And the lock moves on.
+        third.granted(1).await;
+        let uid = third.uid.clone();
+        third.release(1, &uid, 1).await;
+        let Some(Msg::Return { cid: 1, .. }) = third.next().await else {
+            panic!()
+        };
+    });
+    let lines = stop(root);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("held by ('forger', 'p')") && l.contains("another holder")),
+        "{lines:#?}"
+    );
+}
+
+/// A holder whose connection drops (no process dies) loses the lock.
+#[test]
+fn a_dropped_connection_frees_the_lock() {
+    let (root, addr) = serving_root();
+    smol::block_on(async {
+        let mut gone = Peer::join(&addr, "gone").await;
+        gone.lock(1).await;
+        let mut next = Peer::join(&addr, "next").await;
+        next.request(1).await;
+        drop(gone);
+        next.granted(1).await;
+        let uid = next.uid.clone();
+        next.release(1, &uid, 1).await;
+        let Some(Msg::Return { cid: 1, .. }) = next.next().await else {
+            panic!()
+        };
+    });
+    let lines = stop(root);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("held by ('gone', 'p')") && l.contains("the peer is gone")),
+        "{lines:#?}"
+    );
+}

@@ -278,21 +278,48 @@ impl TreeLock {
     }
 }
 
+/// How long an abandoned request's clean-up waits for the root's answer
+/// to its cancel before giving up on a root that says nothing.
+const CANCEL_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Cancels an unfinished lock dialog when dropped: a request abandoned at
 /// any await point never leaves the root waiting on a live connection.
+/// It also holds this actor's link to the root until the root has ended
+/// the dialog, so that the next request of the same task cannot overtake
+/// the cancel and be refused as a double request.
 struct CancelOnDrop {
     ctx: Option<Context>,
+    link: Option<async_lock::MutexGuardArc<()>>,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(ctx) = self.ctx.take() {
+        let link = self.link.take();
+        if let Some(mut ctx) = self.ctx.take() {
             smol::spawn(async move {
                 let _ = ctx.cancel().await;
+                let ended = async {
+                    let _ = ctx.result_raw().await;
+                };
+                let timeout = async {
+                    smol::Timer::after(CANCEL_ACK_TIMEOUT).await;
+                    log::warn!(
+                        "the root did not answer a lock-dialog cancel in {CANCEL_ACK_TIMEOUT:?}"
+                    );
+                };
+                smol::future::or(ended, timeout).await;
+                drop(link);
             })
             .detach();
         }
     }
+}
+
+/// One lock dialog with the root at a time from this actor.
+fn root_link() -> &'static std::sync::Arc<async_lock::Mutex<()>> {
+    static LINK: std::sync::OnceLock<std::sync::Arc<async_lock::Mutex<()>>> =
+        std::sync::OnceLock::new();
+    LINK.get_or_init(Default::default)
 }
 
 /// A subactor's request for the tree lock: queues behind the other tasks
@@ -306,6 +333,7 @@ pub async fn request_root_stdio_lock(actor: &Actor, task: TaskUid) -> Result<Tre
         cid: None,
     };
     let local = local_queue().acquire(owner).await?;
+    let link = root_link().lock_arc().await;
     let root = actor
         .root_channel()
         .await
@@ -319,7 +347,10 @@ pub async fn request_root_stdio_lock(actor: &Actor, task: TaskUid) -> Result<Tre
         .open(LOCK_HANDLER, args, &PldSpec::LOCK)
         .await
         .map_err(link_error)?;
-    let mut dialog = CancelOnDrop { ctx: Some(ctx) };
+    let mut dialog = CancelOnDrop {
+        ctx: Some(ctx),
+        link: Some(link),
+    };
     let ctx = dialog.ctx.as_mut().expect("just set");
     match ctx.wait_started().await? {
         LockMsg::LockStatus(s) if s.locked && s.subactor_uid == me && s.cid == ctx.cid() => {
