@@ -13,52 +13,13 @@
 mod common;
 
 use std::hint::black_box;
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use common::{header, measure, Stats};
+use common::{header, lock_frame, measure, raw_ping_pong, Stats};
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::codec::{encode_pld, Codec, PldSpec};
 use smol_devx::ipc::{Channel, Side, Stream};
-use smol_devx::msg::{ActorUid, LockMsg, LockStatus, Msg, RemoteError};
-
-/// The lock dialog's `started` frame: the size every hop below carries.
-fn lock_frame() -> Vec<u8> {
-    let status = LockMsg::LockStatus(LockStatus {
-        subactor_uid: ActorUid::new("breakpoint_forever", "5b1c6a7e-2f0d-4d43-9a55-0c1f3e6b8d21"),
-        cid: 17,
-        locked: true,
-    });
-    Codec::default()
-        .encode(&Msg::Started {
-            cid: 17,
-            pld: encode_pld(&status).unwrap(),
-        })
-        .unwrap()
-}
-
-fn raw_ping_pong() -> Stats {
-    let frame = lock_frame();
-    let (mut a, mut b) = UnixStream::pair().unwrap();
-    let len = frame.len();
-    let echo = std::thread::spawn(move || {
-        let mut buf = vec![0u8; len];
-        while b.read_exact(&mut buf).is_ok() {
-            if b.write_all(&buf).is_err() {
-                break;
-            }
-        }
-    });
-    let mut back = vec![0u8; len];
-    let stats = measure("raw UDS ping-pong, lock-sized frame", 200, 200, || {
-        a.write_all(&frame).unwrap();
-        a.read_exact(&mut back).unwrap();
-    });
-    drop(a);
-    echo.join().unwrap();
-    stats
-}
+use smol_devx::msg::{ActorUid, LockMsg, LockStatus, RemoteError};
 
 fn dialog_round_trip() -> Stats {
     let (a, b) = smol::net::unix::UnixStream::pair().unwrap();

@@ -8,7 +8,12 @@
 
 #![allow(dead_code)] // each bench uses a part
 
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
+
+use smol_devx::codec::{encode_pld, Codec};
+use smol_devx::msg::{ActorUid, LockMsg, LockStatus, Msg};
 
 /// Per-op timings of one measured operation, sorted.
 pub struct Stats {
@@ -35,6 +40,11 @@ impl Stats {
     /// Median per-op time, in nanoseconds.
     pub fn median_ns(&self) -> f64 {
         self.quantile(0.5)
+    }
+
+    /// The slowest op, in nanoseconds.
+    pub fn max_ns(&self) -> f64 {
+        self.quantile(1.0)
     }
 
     /// 99th-percentile per-op time, in nanoseconds.
@@ -99,4 +109,43 @@ pub fn measure(name: &str, batch: u32, samples: usize, mut op: impl FnMut()) -> 
 pub fn header(bench: &str) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("bench {bench}: {cores} cores, per-op median and p99");
+}
+
+/// The lock dialog's `started` frame: the size every lock hop carries.
+pub fn lock_frame() -> Vec<u8> {
+    let status = LockMsg::LockStatus(LockStatus {
+        subactor_uid: ActorUid::new("breakpoint_forever", "5b1c6a7e-2f0d-4d43-9a55-0c1f3e6b8d21"),
+        cid: 17,
+        locked: true,
+    });
+    Codec::default()
+        .encode(&Msg::Started {
+            cid: 17,
+            pld: encode_pld(&status).unwrap(),
+        })
+        .unwrap()
+}
+
+/// The floor under every dialog: a lock-sized frame to another thread
+/// and back over a Unix socketpair, blocking std sockets.
+pub fn raw_ping_pong() -> Stats {
+    let frame = lock_frame();
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let len = frame.len();
+    let echo = std::thread::spawn(move || {
+        let mut buf = vec![0u8; len];
+        while b.read_exact(&mut buf).is_ok() {
+            if b.write_all(&buf).is_err() {
+                break;
+            }
+        }
+    });
+    let mut back = vec![0u8; len];
+    let stats = measure("raw UDS ping-pong, lock-sized frame", 200, 200, || {
+        a.write_all(&frame).unwrap();
+        a.read_exact(&mut back).unwrap();
+    });
+    drop(a);
+    echo.join().unwrap();
+    stats
 }

@@ -244,7 +244,10 @@ impl Channel {
         &self.inner.codec
     }
 
-    async fn read_loop(self, mut stream: Stream, incoming: Sender<Incoming>) {
+    async fn read_loop(self, stream: Stream, incoming: Sender<Incoming>) {
+        // Buffered: one read syscall brings in the prefix, the body and
+        // whatever frames follow, instead of one read per prefix and body.
+        let mut stream = smol::io::BufReader::with_capacity(64 * 1024, stream);
         let mut buf = Vec::new();
         let reason = loop {
             let msg = match self.inner.codec.read_msg(&mut stream, &mut buf).await {

@@ -1,0 +1,140 @@
+//! `cargo bench --bench lock`: the tree lock from subactors, against the
+//! raw ping-pong floor measured in the same run:
+//! - uncontended acquire, and acquire + release, from one subactor;
+//! - 16 contending subactors: grants per second and the longest wait;
+//! - stale-holder recovery: from SIGKILL of the holder to the next grant,
+//!   as the root sees it.
+//!
+//! The bench binary is itself an actor program.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{header, raw_ping_pong, Stats};
+use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::debug::lock::Lock;
+use smol_devx::debug::tty::{acquire_debug_lock, install};
+use smol_devx::debug::DebugError;
+use smol_devx::msg::{RemoteError, TaskUid};
+
+fn task() -> TaskUid {
+    TaskUid::new("bench", 1)
+}
+
+/// `n` rounds of acquire then release: per round, the time to acquire
+/// and the time to acquire and release, in ns.
+async fn rounds(actor: Actor, n: usize) -> Result<(Vec<f64>, Vec<f64>), DebugError> {
+    let (mut acquire, mut both) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let start = Instant::now();
+        let lock = acquire_debug_lock(&actor, task()).await?;
+        acquire.push(start.elapsed().as_nanos() as f64);
+        lock.release().await?;
+        both.push(start.elapsed().as_nanos() as f64);
+    }
+    Ok((acquire, both))
+}
+
+async fn hold_forever(actor: Actor, _: ()) -> Result<(), DebugError> {
+    let _lock = acquire_debug_lock(&actor, task()).await?;
+    smol::future::pending().await
+}
+
+async fn take_once(actor: Actor, _: ()) -> Result<(), DebugError> {
+    acquire_debug_lock(&actor, task()).await?.release().await
+}
+
+async fn until(cond: impl Fn() -> bool) {
+    while !cond() {
+        smol::Timer::after(Duration::from_micros(50)).await;
+    }
+}
+
+/// SIGKILLs a holder with a waiter queued behind it, `samples` times;
+/// returns the time from the kill to the waiter's grant.
+async fn stale_recovery(actor: &Actor, samples: usize) -> Result<Stats, RemoteError> {
+    let mut per_op = Vec::new();
+    for _ in 0..samples {
+        let mut holders = Nursery::new(actor);
+        let holder = holders
+            .run_in_actor(ActorSpec::new("hold_forever").name("holder"), &())
+            .await?;
+        until(|| Lock::root().holder().is_some()).await;
+        let mut waiters = Nursery::new(actor);
+        waiters
+            .run_in_actor(ActorSpec::new("take_once").name("waiter"), &())
+            .await?;
+        until(|| Lock::root().waiters().len() == 1).await;
+        let pid = rustix::process::Pid::from_raw(holders.pid(holder) as i32).unwrap();
+        // The waiter may take and release the lock between two looks:
+        // count grants rather than look for it as the holder.
+        let (granted, _) = Lock::root().grant_stats();
+        let start = Instant::now();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+        until(|| Lock::root().grant_stats().0 > granted).await;
+        per_op.push(start.elapsed().as_nanos() as f64);
+        waiters.join().await?;
+        let _ = holders.join().await;
+    }
+    Ok(Stats::from_samples(
+        "stale holder: SIGKILL to next grant",
+        per_op,
+    ))
+}
+
+fn main() -> std::process::ExitCode {
+    // Each of the 200-odd force-releases would log a line.
+    std::env::set_var("RUST_LOG", "error");
+    smol_devx::log::init();
+    install(Runtime::new())
+        .entry("rounds", rounds)
+        .entry("hold_forever", hold_forever)
+        .entry("take_once", take_once)
+        .run(|actor| async move {
+            header("lock");
+            let raw = raw_ping_pong();
+            raw.report(None);
+            let two_raw = raw.scaled("two raw ping-pongs", 2.0);
+
+            let mut nursery = Nursery::new(&actor);
+            let one = nursery.run_in_actor(ActorSpec::new("rounds"), &2_000usize).await?;
+            nursery.join().await?;
+            let (acquire, both) = nursery.result::<(Vec<f64>, Vec<f64>)>(one)?;
+            // The first rounds connect to the root: leave them out.
+            Stats::from_samples("uncontended acquire (subactor)", acquire[100..].to_vec()).report(Some(&raw));
+            let both = Stats::from_samples("uncontended acquire + release (subactor)", both[100..].to_vec());
+            both.report(Some(&two_raw));
+            println!("  = {:.0} grants/s for one requester", 1e9 / both.median_ns());
+
+            let (contenders, per_child) = (16, 300usize);
+            let mut nursery = Nursery::new(&actor);
+            let mut children = Vec::new();
+            let (grants_before, _) = Lock::root().grant_stats();
+            let start = Instant::now();
+            for i in 0..contenders {
+                let spec = ActorSpec::new("rounds").name(&format!("c{i}"));
+                children.push(nursery.run_in_actor(spec, &per_child).await?);
+            }
+            nursery.join().await?;
+            let elapsed = start.elapsed();
+            let (grants_after, out_of_order) = Lock::root().grant_stats();
+            let mut waits = Vec::new();
+            for child in children {
+                waits.extend(nursery.result::<(Vec<f64>, Vec<f64>)>(child)?.0);
+            }
+            let waits = Stats::from_samples("16 contenders: wait for a grant", waits);
+            println!(
+                "16 contending subactors: {} grants in {:.2?} = {:.0} grants/s (spawn included), out of order {}",
+                grants_after - grants_before,
+                elapsed,
+                (grants_after - grants_before) as f64 / elapsed.as_secs_f64(),
+                out_of_order
+            );
+            waits.report(None);
+            println!("  max wait {:.2} ms", waits.max_ns() / 1e6);
+
+            stale_recovery(&actor, 20).await?.report(None);
+            Ok::<_, RemoteError>(())
+        })
+}
