@@ -15,7 +15,7 @@ mod common;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use common::{header, lock_frame, measure, raw_ping_pong, Stats};
+use common::{header, measure, raw_ping_pong, Stats};
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::codec::{encode_pld, Codec, PldSpec};
 use smol_devx::ipc::{Channel, Side, Stream};
