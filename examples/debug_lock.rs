@@ -8,6 +8,8 @@
 //! - `waiter_killed`: a holder, two waiters (the test SIGKILLs the first);
 //! - `double`: one task asks twice;
 //! - `cancel_at_each_poll`: requests abandoned after k polls, k = 0..30;
+//! - `async_std`: a subactor takes the lock from async-std's executor;
+//! - `status`: a subactor enters and releases through `DebugStatus`;
 //! - `serve`: only the root, serving lock dialogs until stdin closes.
 //!
 //! The multi-process tests in `tests/debug_lock.rs` drive it.
@@ -18,6 +20,7 @@ use std::time::Duration;
 use smol::future;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
+use smol_devx::debug::status::DebugStatus;
 use smol_devx::debug::tty::{acquire_debug_lock, lock_queue, request_root_stdio_lock};
 use smol_devx::debug::DebugError;
 use smol_devx::msg::{RemoteError, TaskUid};
@@ -92,6 +95,41 @@ async fn ask_twice(actor: Actor, _: ()) -> Res<()> {
     }
     first.release().await?;
     say(&actor, "released");
+    Ok(())
+}
+
+/// Takes and releases the lock from a plain thread driven by async-std's
+/// executor: the request is not tied to smol.
+async fn on_async_std(actor: Actor, _: ()) -> Res<()> {
+    let on_thread = actor.clone();
+    smol::unblock(move || {
+        async_std::task::block_on(async {
+            let lock = acquire_debug_lock(&on_thread, TaskUid::new("async-std", 7)).await?;
+            say(&on_thread, "locked under async-std");
+            lock.release().await
+        })
+    })
+    .await?;
+    say(&actor, "released under async-std");
+    Ok(())
+}
+
+/// Enters and leaves through `DebugStatus`, saying what it records.
+async fn through_status(actor: Actor, _: ()) -> Res<()> {
+    let status = DebugStatus::get();
+    status.enter(&actor, main_task()).await?;
+    say(
+        &actor,
+        &format!("holding {:?}", status.snapshot().holding.map(|t| t.name)),
+    );
+    match status.enter(&actor, main_task()).await {
+        Err(DebugError::DoubleLock(_)) => say(&actor, "second enter refused"),
+        other => panic!("second enter: {:?}", other.map(|_| ())),
+    }
+    status.release().await?;
+    status.release().await?; // nothing held: nothing happens
+    status.wait_request_finished().await;
+    say(&actor, &format!("after release {:?}", status.snapshot()));
     Ok(())
 }
 
@@ -184,6 +222,18 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
                 .await?;
             nursery.join().await?;
         }
+        Some("status") => {
+            nursery
+                .run_in_actor(ActorSpec::new("through_status"), &())
+                .await?;
+            nursery.join().await?;
+        }
+        Some("async_std") => {
+            nursery
+                .run_in_actor(ActorSpec::new("on_async_std"), &())
+                .await?;
+            nursery.join().await?;
+        }
         Some("cancel_at_each_poll") => {
             nursery
                 .run_in_actor(ActorSpec::new("cancel_at_each_poll"), &())
@@ -218,5 +268,7 @@ fn main() -> std::process::ExitCode {
         .entry("hold_until_queue", hold_until_queue)
         .entry("ask_twice", ask_twice)
         .entry("cancel_at_each_poll", cancel_at_each_poll)
+        .entry("on_async_std", on_async_std)
+        .entry("through_status", through_status)
         .run(|actor| root(actor, args))
 }

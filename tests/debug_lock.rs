@@ -400,3 +400,51 @@ fn a_dropped_connection_frees_the_lock() {
         "{lines:#?}"
     );
 }
+
+#[test]
+fn the_request_side_runs_under_async_std_too() {
+    let root = Running::start("debug_lock", &["async_std"], &[]);
+    let (status, lines) = root.finish(Duration::from_secs(60));
+    assert!(status.success(), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.ends_with("locked under async-std")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("released under async-std")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "lock in use at exit: false"),
+        "{lines:#?}"
+    );
+    assert_reaped(&actor_pids(&lines));
+}
+
+#[test]
+fn debug_status_records_the_holder_and_resets_on_release() {
+    let root = Running::start("debug_lock", &["status"], &[]);
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.ends_with("holding Some(\"main\")")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.ends_with("second enter refused")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with("after release Snapshot { requesting: [], holding: None }")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l == "lock in use at exit: false"),
+        "{lines:#?}"
+    );
+    assert_reaped(&actor_pids(&lines));
+}
