@@ -62,8 +62,8 @@ fn an_error_three_levels_down_reaches_the_root_naming_every_hop() {
 #[test]
 fn one_failing_child_cancels_its_siblings() {
     let mut root = Running::start("actor_tree", &["one_cancels_all"], &[]);
-    let a = pid_on(&root.expect("sleeper_a pid", T));
-    let b = pid_on(&root.expect("sleeper_b pid", T));
+    let pids = root.expect_all(&["sleeper_a pid", "sleeper_b pid"], T);
+    let (a, b) = (pid_on(&pids[0]), pid_on(&pids[1]));
     assert!(common::running(a) && common::running(b));
     root.expect("joined with NameError from fail_after", T);
     // The sleepers would sleep forever: only the cancel ends them, and

@@ -64,8 +64,8 @@ fn eight_subactors_never_overlap_and_are_served_in_order() {
 #[test]
 fn a_killed_holder_does_not_keep_the_lock() {
     let mut root = Running::start("debug_lock", &["holder_killed"], &[]);
-    let holder = pid_on(&root.expect("holder pid", T));
-    root.expect("waiter queued", T);
+    let seen = root.expect_all(&["holder pid", "waiter queued"], T);
+    let holder = pid_on(&seen[0]);
     kill9(holder);
     // stdout and stderr arrive through separate pipes: check each line,
     // not their interleaving.

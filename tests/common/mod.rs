@@ -99,6 +99,38 @@ impl Running {
         }
     }
 
+    /// Waits for one line containing each of `parts`, in any order (lines
+    /// from concurrent processes interleave freely); returns them in the
+    /// order of `parts`.
+    pub fn expect_all(&mut self, parts: &[&str], timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut found: Vec<Option<String>> = vec![None; parts.len()];
+        for line in &self.seen {
+            for (i, part) in parts.iter().enumerate() {
+                if found[i].is_none() && line.contains(part) {
+                    found[i] = Some(line.clone());
+                }
+            }
+        }
+        while found.iter().any(Option::is_none) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => panic!(
+                    "not all of {parts:?} within {timeout:?}; saw {:#?}",
+                    self.seen
+                ),
+            };
+            self.seen.push(line.clone());
+            for (i, part) in parts.iter().enumerate() {
+                if found[i].is_none() && line.contains(part) {
+                    found[i] = Some(line.clone());
+                }
+            }
+        }
+        found.into_iter().map(Option::unwrap).collect()
+    }
+
     /// Reads the rest of the output and the exit status.
     pub fn finish(mut self, timeout: Duration) -> (std::process::ExitStatus, Vec<String>) {
         let deadline = Instant::now() + timeout;
