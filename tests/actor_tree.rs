@@ -6,18 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_reaped, pid_on, Running};
+use common::{actor_pids, assert_reaped, pid_on, Running};
 
 const T: Duration = Duration::from_secs(20);
-
-/// The pids of every actor line (`<name> pid <n>`) seen so far.
-fn actor_pids(lines: &[String]) -> Vec<u32> {
-    lines
-        .iter()
-        .filter(|l| !l.starts_with("err: ") && l.contains(" pid "))
-        .map(|l| pid_on(l))
-        .collect()
-}
 
 #[test]
 fn spawn_and_return_a_value() {

@@ -5,24 +5,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_reaped, pid_on, Running};
+use common::{actor_pids, assert_reaped, has, kill9, pid_on, Running};
 
 const T: Duration = Duration::from_secs(30);
 
-fn actor_pids(lines: &[String]) -> Vec<u32> {
+/// Waits for `root` to end, and checks what every scenario must end
+/// with: success, the lock free, every actor reaped. Returns the output.
+fn ends_cleanly(root: Running, timeout: Duration) -> Vec<String> {
+    let (status, lines) = root.finish(timeout);
+    assert!(status.success(), "{lines:#?}");
+    assert!(
+        has(&lines, |l| l == "lock in use at exit: false"),
+        "{lines:#?}"
+    );
+    assert_reaped(&actor_pids(&lines));
     lines
-        .iter()
-        .filter(|l| !l.starts_with("err: ") && l.contains(" pid "))
-        .map(|l| pid_on(l))
-        .collect()
-}
-
-fn kill9(pid: u32) {
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).unwrap(),
-        rustix::process::Signal::KILL,
-    )
-    .unwrap();
 }
 
 /// 8 subactors x 50 rounds: no two critical sections overlap, and the
@@ -36,8 +33,7 @@ fn eight_subactors_never_overlap_and_are_served_in_order() {
         &["contend", "8", "50", file.to_str().unwrap()],
         &[],
     );
-    let (status, lines) = root.finish(Duration::from_secs(120));
-    assert!(status.success(), "{lines:#?}");
+    let lines = ends_cleanly(root, Duration::from_secs(120));
     let markers = std::fs::read_to_string(&file).unwrap();
     let _ = std::fs::remove_file(&file);
     let markers: Vec<&str> = markers.lines().collect();
@@ -54,11 +50,6 @@ fn eight_subactors_never_overlap_and_are_served_in_order() {
         lines.iter().any(|l| l == "grants 400 out_of_order 0"),
         "{lines:#?}"
     );
-    assert!(
-        lines.iter().any(|l| l == "lock in use at exit: false"),
-        "{lines:#?}"
-    );
-    assert_reaped(&actor_pids(&lines));
 }
 
 #[test]
@@ -69,8 +60,7 @@ fn a_killed_holder_does_not_keep_the_lock() {
     kill9(holder);
     // stdout and stderr arrive through separate pipes: check each line,
     // not their interleaving.
-    let (status, lines) = root.finish(T);
-    assert!(status.success(), "{lines:#?}");
+    let lines = ends_cleanly(root, T);
     let forced = lines
         .iter()
         .find(|l| l.contains("force-releasing the tree lock held by ('holder'"))
@@ -86,11 +76,6 @@ fn a_killed_holder_does_not_keep_the_lock() {
         lines.iter().any(|l| l == "holder ended: ActorFailed"),
         "{lines:#?}"
     );
-    assert!(
-        lines.iter().any(|l| l == "lock in use at exit: false"),
-        "{lines:#?}"
-    );
-    assert_reaped(&actor_pids(&lines));
 }
 
 #[test]
@@ -106,8 +91,7 @@ fn a_waiter_killed_in_the_queue_leaves_it_and_the_next_is_served() {
     kill9(w1);
     // The holder releases only once the queue is exactly [w2].
     root.expect("sees queue [\"w2\"]", T);
-    let (status, lines) = root.finish(T);
-    assert!(status.success(), "{lines:#?}");
+    let lines = ends_cleanly(root, T);
     assert!(
         lines
             .iter()
@@ -120,18 +104,12 @@ fn a_waiter_killed_in_the_queue_leaves_it_and_the_next_is_served() {
             .any(|l| l.starts_with("w1 pid") && l.ends_with("locked")),
         "{lines:#?}"
     );
-    assert!(
-        lines.iter().any(|l| l == "lock in use at exit: false"),
-        "{lines:#?}"
-    );
-    assert_reaped(&actor_pids(&lines));
 }
 
 #[test]
 fn the_same_task_asking_twice_is_refused_not_deadlocked() {
     let root = Running::start("debug_lock", &["double"], &[]);
-    let (status, lines) = root.finish(T);
-    assert!(status.success(), "{lines:#?}");
+    let lines = ends_cleanly(root, T);
     assert!(
         lines
             .iter()
@@ -139,29 +117,18 @@ fn the_same_task_asking_twice_is_refused_not_deadlocked() {
         "{lines:#?}"
     );
     assert!(lines.iter().any(|l| l.ends_with(" released")), "{lines:#?}");
-    assert!(
-        lines.iter().any(|l| l == "lock in use at exit: false"),
-        "{lines:#?}"
-    );
-    assert_reaped(&actor_pids(&lines));
 }
 
 #[test]
 fn requests_abandoned_at_every_await_point_leave_the_lock_free() {
     let root = Running::start("debug_lock", &["cancel_at_each_poll"], &[]);
-    let (status, lines) = root.finish(T);
-    assert!(status.success(), "{lines:#?}");
+    let lines = ends_cleanly(root, T);
     assert!(
         lines
             .iter()
             .any(|l| l.ends_with("survived 30 abandoned requests")),
         "{lines:#?}"
     );
-    assert!(
-        lines.iter().any(|l| l == "lock in use at exit: false"),
-        "{lines:#?}"
-    );
-    assert_reaped(&actor_pids(&lines));
 }
 
 mod peers {
@@ -272,13 +239,7 @@ mod peers {
 
     pub fn stop(mut root: Running) -> Vec<String> {
         root.close_stdin();
-        let (status, lines) = root.finish(T);
-        assert!(status.success(), "{lines:#?}");
-        assert!(
-            lines.iter().any(|l| l == "lock in use at exit: false"),
-            "{lines:#?}"
-        );
-        lines
+        super::ends_cleanly(root, T)
     }
 }
 
@@ -404,8 +365,7 @@ fn a_dropped_connection_frees_the_lock() {
 #[test]
 fn the_request_side_runs_under_async_std_too() {
     let root = Running::start("debug_lock", &["async_std"], &[]);
-    let (status, lines) = root.finish(Duration::from_secs(60));
-    assert!(status.success(), "{lines:#?}");
+    let lines = ends_cleanly(root, Duration::from_secs(60));
     assert!(
         lines.iter().any(|l| l.ends_with("locked under async-std")),
         "{lines:#?}"
@@ -416,18 +376,12 @@ fn the_request_side_runs_under_async_std_too() {
             .any(|l| l.ends_with("released under async-std")),
         "{lines:#?}"
     );
-    assert!(
-        lines.iter().any(|l| l == "lock in use at exit: false"),
-        "{lines:#?}"
-    );
-    assert_reaped(&actor_pids(&lines));
 }
 
 #[test]
 fn debug_status_records_the_holder_and_resets_on_release() {
     let root = Running::start("debug_lock", &["status"], &[]);
-    let (status, lines) = root.finish(T);
-    assert!(status.success(), "{lines:#?}");
+    let lines = ends_cleanly(root, T);
     assert!(
         lines.iter().any(|l| l.ends_with("holding Some(\"main\")")),
         "{lines:#?}"
@@ -442,9 +396,4 @@ fn debug_status_records_the_holder_and_resets_on_release() {
             .any(|l| l.ends_with("after release Snapshot { requesting: [], holding: None }")),
         "{lines:#?}"
     );
-    assert!(
-        lines.iter().any(|l| l == "lock in use at exit: false"),
-        "{lines:#?}"
-    );
-    assert_reaped(&actor_pids(&lines));
 }

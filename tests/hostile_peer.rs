@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_reaped, pid_on, Running};
+use common::{actor_pids, assert_reaped, Running};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol_devx::codec::{encode_pld, Codec};
 use smol_devx::ipc::auth::client_handshake;
@@ -61,11 +61,7 @@ fn stop(mut root: Running) {
     let (status, lines) = root.finish(T);
     assert!(status.success(), "{lines:#?}");
     assert!(lines.iter().any(|l| l == "served"), "{lines:#?}");
-    let pids: Vec<u32> = lines
-        .iter()
-        .filter(|l| !l.starts_with("err: ") && l.contains(" pid "))
-        .map(|l| pid_on(l))
-        .collect();
+    let pids = actor_pids(&lines);
     assert_eq!(pids.len(), 2, "{lines:#?}");
     assert_reaped(&pids);
 }

@@ -200,6 +200,29 @@ pub fn pid_on(line: &str) -> u32 {
     panic!("no pid on {line:?}")
 }
 
+/// The pids of every actor line (`<name> pid <n> ...`) on stdout.
+pub fn actor_pids(lines: &[String]) -> Vec<u32> {
+    lines
+        .iter()
+        .filter(|l| !l.starts_with("err: ") && l.contains(" pid "))
+        .map(|l| pid_on(l))
+        .collect()
+}
+
+/// Whether some line satisfies `pred`.
+pub fn has(lines: &[String], pred: impl Fn(&str) -> bool) -> bool {
+    lines.iter().any(|l| pred(l))
+}
+
+/// SIGKILLs `pid`.
+pub fn kill9(pid: u32) {
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
+}
+
 /// Waits until none of `pids` runs; returns those still running.
 pub fn wait_not_running(pids: &[u32], timeout: Duration) -> Vec<u32> {
     let deadline = Instant::now() + timeout;
