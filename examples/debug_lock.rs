@@ -7,6 +7,7 @@
 //!   (the test SIGKILLs the holder);
 //! - `waiter_killed`: a holder, two waiters (the test SIGKILLs the first);
 //! - `double`: one task asks twice;
+//! - `wait_for_debugger`: the root waits for a holder to release;
 //! - `cancel_at_each_poll`: requests abandoned after k polls, k = 0..30;
 //! - `async_std`: a subactor takes the lock from async-std's executor;
 //! - `status`: a subactor enters and releases through `DebugStatus`;
@@ -21,7 +22,9 @@ use smol::future;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
 use smol_devx::debug::status::DebugStatus;
-use smol_devx::debug::tty::{acquire_debug_lock, lock_queue, request_root_stdio_lock};
+use smol_devx::debug::tty::{
+    acquire_debug_lock, lock_queue, maybe_wait_for_debugger, request_root_stdio_lock,
+};
 use smol_devx::debug::DebugError;
 use smol_devx::msg::{RemoteError, TaskUid};
 
@@ -54,6 +57,15 @@ async fn contend(actor: Actor, (rounds, file): (u32, String)) -> Res<()> {
         lock.release().await?;
     }
     Ok(())
+}
+
+/// Holds the lock for `ms` milliseconds.
+async fn hold_for(actor: Actor, ms: u64) -> Res<()> {
+    let lock = acquire_debug_lock(&actor, main_task()).await?;
+    say(&actor, "locked");
+    smol::Timer::after(Duration::from_millis(ms)).await;
+    say(&actor, "releasing");
+    lock.release().await
 }
 
 async fn hold_forever(actor: Actor, _: ()) -> Res<()> {
@@ -222,6 +234,19 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
                 .await?;
             nursery.join().await?;
         }
+        Some("wait_for_debugger") => {
+            // Nothing in debug: no wait at all.
+            println!("idle wait {}", maybe_wait_for_debugger(&actor).await);
+            nursery
+                .run_in_actor(ActorSpec::new("hold_for"), &300u64)
+                .await?;
+            while Lock::root().holder().is_none() {
+                smol::Timer::after(Duration::from_millis(2)).await;
+            }
+            let waited = maybe_wait_for_debugger(&actor).await;
+            println!("waited {waited}, in use after: {}", Lock::root().in_use());
+            nursery.join().await?;
+        }
         Some("status") => {
             nursery
                 .run_in_actor(ActorSpec::new("through_status"), &())
@@ -264,6 +289,7 @@ fn main() -> std::process::ExitCode {
     smol_devx::debug::tty::install(Runtime::new())
         .entry("contend", contend)
         .entry("hold_forever", hold_forever)
+        .entry("hold_for", hold_for)
         .entry("take_once", take_once)
         .entry("hold_until_queue", hold_until_queue)
         .entry("ask_twice", ask_twice)

@@ -397,3 +397,19 @@ fn debug_status_records_the_holder_and_resets_on_release() {
         "{lines:#?}"
     );
 }
+
+/// The root waits for the debugger only while someone is in it.
+#[test]
+fn the_root_waits_for_the_debugger_only_when_someone_is_in_it() {
+    let root = Running::start("debug_lock", &["wait_for_debugger"], &[]);
+    let lines = ends_cleanly(root, T);
+    assert!(has(&lines, |l| l == "idle wait false"), "{lines:#?}");
+    let releasing = lines.iter().position(|l| l.ends_with("releasing"));
+    let waited = lines
+        .iter()
+        .position(|l| l == "waited true, in use after: false");
+    assert!(
+        matches!((releasing, waited), (Some(r), Some(w)) if r < w),
+        "{lines:#?}"
+    );
+}
