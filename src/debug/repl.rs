@@ -1,0 +1,377 @@
+//! The REPL: what a paused or crashed actor shows once it owns the
+//! terminal, and the commands it answers.
+//!
+//! The interpreter is independent of where lines come from
+//! ([`LineSource`]): a terminal, plain lines on a pipe, or a script
+//! (`SMOL_DEVX_REPL_SCRIPT="bt;p x;c"`, for CI), and of where output goes.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, Write};
+
+use crate::msg::ActorUid;
+
+/// Header of a pause REPL, followed by the actor's name and uid.
+pub const PAUSE_MSG: &str = "Opening a REPL in paused actor";
+/// Header of a crash REPL, followed by the actor's name and uid.
+pub const CRASH_MSG: &str = "Opening a REPL in crashed actor";
+/// The prompt.
+pub const PROMPT: &str = "(devx) ";
+/// Environment variable holding a `;`-separated script of commands.
+pub const SCRIPT_ENV: &str = "SMOL_DEVX_REPL_SCRIPT";
+
+/// Crates whose frames are runtime plumbing, hidden from `bt` (shown by
+/// `bt full`).
+const HIDDEN_FRAMES: &[&str] = &[
+    "smol_devx::",
+    "smol::",
+    "async_task::",
+    "async_executor::",
+    "async_io::",
+    "futures_lite::",
+    "blocking::",
+    "std::",
+    "core::",
+    "alloc::",
+    "__rust",
+    "<alloc::",
+    "<core::",
+    "<std::",
+];
+
+/// Where the REPL was opened: the `pause!` call site.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Source file, as the compiler saw it.
+    pub file: &'static str,
+    /// Line.
+    pub line: u32,
+}
+
+/// Why the REPL opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `pause!`.
+    Pause,
+    /// A crash.
+    Crash,
+}
+
+/// Everything one REPL session shows.
+pub struct Session {
+    /// Pause or crash.
+    pub kind: Kind,
+    /// The actor it runs in.
+    pub actor: ActorUid,
+    /// The caller's location.
+    pub location: Location,
+    /// Values captured by `pause!(a, b)`, rendered with `Debug`.
+    pub values: Vec<(&'static str, String)>,
+    /// For crashes: the error chain, one line each.
+    pub error: Vec<String>,
+    /// Rendered backtrace frames (`std::backtrace` text).
+    pub backtrace: String,
+    /// Actors waiting for the terminal, oldest first.
+    pub waiting: Vec<ActorUid>,
+    /// The tree lock's state, as the `lock` command shows it.
+    pub lock_state: String,
+}
+
+/// How the user left the REPL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `c`: go on.
+    Continue,
+    /// `q`: the paused task fails with `Quit`.
+    Quit,
+}
+
+/// Where the REPL's lines come from.
+pub trait LineSource {
+    /// Shows `prompt` and reads one line; `None` at end of input.
+    fn read_line(&mut self, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>>;
+}
+
+/// Plain lines from a reader (a pipe, a test), the prompt written as is.
+pub struct Plain<R>(pub R);
+
+impl<R: BufRead> LineSource for Plain<R> {
+    fn read_line(&mut self, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>> {
+        out.write_all(prompt.as_bytes())?;
+        out.flush()?;
+        let mut line = String::new();
+        if self.0.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(line.trim_end_matches(['\n', '\r']).to_owned()))
+    }
+}
+
+/// Commands from a script, echoed after the prompt as if typed.
+pub struct Script(std::collections::VecDeque<String>);
+
+impl Script {
+    /// Parses `a;b;c`.
+    pub fn new(script: &str) -> Self {
+        Self(
+            script
+                .split(';')
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect(),
+        )
+    }
+
+    /// The script in `SMOL_DEVX_REPL_SCRIPT`, if set.
+    pub fn from_env() -> Option<Self> {
+        std::env::var(SCRIPT_ENV).ok().map(|s| Self::new(&s))
+    }
+}
+
+impl LineSource for Script {
+    fn read_line(&mut self, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>> {
+        let Some(cmd) = self.0.pop_front() else {
+            return Ok(None);
+        };
+        writeln!(out, "{prompt}{cmd}")?;
+        Ok(Some(cmd))
+    }
+}
+
+impl Session {
+    /// The header line: which message, which actor.
+    pub fn header(&self) -> String {
+        let msg = match self.kind {
+            Kind::Pause => PAUSE_MSG,
+            Kind::Crash => CRASH_MSG,
+        };
+        format!("{msg} {}", self.actor)
+    }
+
+    /// What the REPL prints before its first prompt.
+    pub fn banner(&self) -> String {
+        let mut s = self.header();
+        let _ = write!(s, "\n> {}:{}", self.location.file, self.location.line);
+        for line in &self.error {
+            let _ = write!(s, "\n{line}");
+        }
+        if self.kind == Kind::Crash {
+            let _ = write!(s, "\n{}", self.render_backtrace(false));
+        }
+        if !self.waiting.is_empty() {
+            let names: Vec<&str> = self.waiting.iter().map(|u| u.name.as_str()).collect();
+            let _ = write!(
+                s,
+                "\n{} actor{} waiting for the terminal: {}",
+                names.len(),
+                if names.len() == 1 { "" } else { "s" },
+                names.join(", ")
+            );
+        }
+        s
+    }
+
+    /// The backtrace, with runtime frames hidden unless `full`.
+    pub fn render_backtrace(&self, full: bool) -> String {
+        let mut out = String::new();
+        let mut hidden = 0;
+        for frame in frames(&self.backtrace) {
+            let is_hidden = HIDDEN_FRAMES.iter().any(|p| frame.function.starts_with(p));
+            if is_hidden && !full {
+                hidden += 1;
+                continue;
+            }
+            let _ = writeln!(out, "  {}", frame.function);
+            if let Some(at) = frame.at {
+                let _ = writeln!(out, "      at {at}");
+            }
+        }
+        if hidden > 0 {
+            let _ = writeln!(
+                out,
+                "  ({hidden} runtime frames hidden; `bt full` shows them)"
+            );
+        }
+        if out.is_empty() {
+            out.push_str("  (no backtrace captured)\n");
+        }
+        out.trim_end().to_owned()
+    }
+
+    /// Source lines around the location, when the file is readable.
+    pub fn listing(&self) -> String {
+        let Ok(text) = std::fs::read_to_string(self.location.file) else {
+            return format!("(source of {} not readable here)", self.location.file);
+        };
+        let line = self.location.line as usize;
+        let first = line.saturating_sub(5).max(1);
+        text.lines()
+            .enumerate()
+            .skip(first - 1)
+            .take(11)
+            .map(|(i, l)| {
+                let mark = if i + 1 == line { "->" } else { "  " };
+                format!("{:>5} {mark} {l}", i + 1)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+const HELP: &str = "\
+commands:
+  c, continue     leave the REPL; the task goes on
+  q, quit         leave the REPL; the task fails with Quit
+  bt, w, where    backtrace, runtime frames hidden (`bt full`: all)
+  l, list         source around the pause
+  p NAME          a value captured by pause!(NAME, ...)
+  lock            the tree lock's state
+  h, help         this text";
+
+/// Runs one session until the user continues or quits. End of input
+/// continues (logged).
+pub fn run(
+    session: &Session,
+    input: &mut dyn LineSource,
+    out: &mut dyn Write,
+) -> io::Result<Outcome> {
+    writeln!(out, "{}", session.banner())?;
+    loop {
+        let Some(line) = input.read_line(PROMPT, out)? else {
+            log::info!("{}: end of REPL input, continuing", session.actor);
+            writeln!(out)?;
+            return Ok(Outcome::Continue);
+        };
+        let mut words = line.split_whitespace();
+        let reply = match (words.next(), words.next()) {
+            (None, _) => continue,
+            (Some("c" | "continue"), _) => return Ok(Outcome::Continue),
+            (Some("q" | "quit"), _) => return Ok(Outcome::Quit),
+            (Some("bt" | "w" | "where"), full) => session.render_backtrace(full == Some("full")),
+            (Some("l" | "list"), _) => session.listing(),
+            (Some("p"), Some(name)) => match session.values.iter().find(|(n, _)| *n == name) {
+                Some((_, value)) => format!("{name} = {value}"),
+                None => {
+                    let names: Vec<&str> = session.values.iter().map(|(n, _)| *n).collect();
+                    format!(
+                        "*** no value named {name:?} (captured: {})",
+                        names.join(", ")
+                    )
+                }
+            },
+            (Some("p"), None) => "*** p needs a name".to_owned(),
+            (Some("lock"), _) => session.lock_state.clone(),
+            (Some("h" | "help"), _) => HELP.to_owned(),
+            (Some(other), _) => format!("*** unknown command {other:?}; h for help"),
+        };
+        writeln!(out, "{reply}")?;
+    }
+}
+
+struct Frame<'a> {
+    function: &'a str,
+    at: Option<&'a str>,
+}
+
+/// Frames of a `std::backtrace` rendering: `N: function` lines, each
+/// optionally followed by `at file:line`.
+fn frames(text: &str) -> Vec<Frame<'_>> {
+    let mut frames: Vec<Frame<'_>> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(at) = line.strip_prefix("at ") {
+            if let Some(last) = frames.last_mut() {
+                last.at.get_or_insert(at);
+            }
+        } else if let Some((n, function)) = line.split_once(": ") {
+            if n.chars().all(|c| c.is_ascii_digit()) {
+                frames.push(Frame { function, at: None });
+            }
+        }
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session {
+            kind: Kind::Pause,
+            actor: ActorUid::new("breakpoint_forever", "b1"),
+            location: Location {
+                file: file!(),
+                line: line!(),
+            },
+            values: vec![("x", "42".into()), ("name", "\"bob\"".into())],
+            error: vec![],
+            backtrace: "   0: std::backtrace::Backtrace::force_capture\n             at /rustc/x/library/std/src/backtrace.rs:312:9\n   1: smol_devx::debug::pause::pause\n   2: my_app::handler\n             at examples/app.rs:12:5\n   3: async_task::raw::RawTask::run\n".into(),
+            waiting: vec![ActorUid::new("name_error", "n"), ActorUid::new("spawn_error", "s")],
+            lock_state: "tree lock held by ('breakpoint_forever', 'b1')".into(),
+        }
+    }
+
+    fn drive(script: &str) -> (Outcome, String) {
+        let mut out = Vec::new();
+        let outcome = run(&session(), &mut Script::new(script), &mut out).unwrap();
+        (outcome, String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn banner_then_commands_then_continue() {
+        let (outcome, out) = drive("p x; p nope; bt; lock; c; p x");
+        assert_eq!(outcome, Outcome::Continue);
+        let header = format!("{PAUSE_MSG} ('breakpoint_forever', 'b1')");
+        assert!(out.starts_with(&header), "{out}");
+        assert!(
+            out.contains("2 actors waiting for the terminal: name_error, spawn_error"),
+            "{out}"
+        );
+        assert!(out.contains("(devx) p x\nx = 42"), "{out}");
+        assert!(
+            out.contains("*** no value named \"nope\" (captured: x, name)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  my_app::handler\n      at examples/app.rs:12:5"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("async_task::raw"),
+            "runtime frame shown: {out}"
+        );
+        assert!(out.contains("(3 runtime frames hidden"), "{out}");
+        assert!(out.contains("tree lock held by"), "{out}");
+        // Nothing after `c` runs.
+        assert_eq!(out.matches("x = 42").count(), 1, "{out}");
+    }
+
+    #[test]
+    fn bt_full_shows_everything_and_q_quits() {
+        let (outcome, out) = drive("bt full; q");
+        assert_eq!(outcome, Outcome::Quit);
+        assert!(out.contains("async_task::raw::RawTask::run"), "{out}");
+        assert!(!out.contains("hidden"), "{out}");
+    }
+
+    #[test]
+    fn list_shows_the_pause_line_and_eof_continues() {
+        let (outcome, out) = drive("l");
+        assert_eq!(outcome, Outcome::Continue);
+        // The marked line is the one `session()` recorded as its location.
+        let marked: Vec<&str> = out.lines().filter(|l| l.contains(" -> ")).collect();
+        assert_eq!(marked.len(), 1, "{out}");
+        assert!(marked[0].contains("line: line!(),"), "{out}");
+    }
+
+    #[test]
+    fn plain_lines_from_a_pipe() {
+        let mut out = Vec::new();
+        let input = Plain(&b"h\nfrobnicate\ncontinue\n"[..]);
+        let outcome = run(&session(), &mut { input }, &mut out).unwrap();
+        assert_eq!(outcome, Outcome::Continue);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("commands:"), "{out}");
+        assert!(out.contains("*** unknown command \"frobnicate\""), "{out}");
+        assert_eq!(out.matches(PROMPT).count(), 3, "{out}");
+    }
+}
