@@ -117,7 +117,16 @@ impl fmt::Debug for Actor {
     }
 }
 
+/// The actor this process runs, set once at boot.
+static CURRENT: std::sync::OnceLock<Actor> = std::sync::OnceLock::new();
+
 impl Actor {
+    /// The actor this process runs (`None` before [`Runtime::run`]
+    /// started it).
+    pub fn current() -> Option<Actor> {
+        CURRENT.get().cloned()
+    }
+
     /// This actor's identity.
     pub fn uid(&self) -> &ActorUid {
         &self.inner.uid
@@ -395,6 +404,7 @@ impl Runtime {
                 socket_dir,
             }),
         };
+        let _ = CURRENT.set(actor.clone());
         log::info!("actor {} listening on {}", actor.uid(), actor.addr());
         smol::spawn(accept_loop(actor.clone(), listener)).detach();
         actor

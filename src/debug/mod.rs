@@ -9,6 +9,7 @@
 //!   [`tty::maybe_wait_for_debugger`].
 
 pub mod lock;
+pub mod pause;
 pub mod repl;
 pub mod status;
 pub mod tty;

@@ -20,23 +20,40 @@ pub const PROMPT: &str = "(devx) ";
 pub const SCRIPT_ENV: &str = "SMOL_DEVX_REPL_SCRIPT";
 
 /// Crates whose frames are runtime plumbing, hidden from `bt` (shown by
-/// `bt full`).
-const HIDDEN_FRAMES: &[&str] = &[
+/// `bt full`). A frame is theirs when its function path starts with one,
+/// also inside a `<Type as Trait>` or `<&dyn Trait>` form.
+const HIDDEN_CRATES: &[&str] = &[
     "smol_devx::",
     "smol::",
     "async_task::",
     "async_executor::",
     "async_io::",
+    "async_lock::",
+    "async_channel::",
     "futures_lite::",
     "blocking::",
     "std::",
     "core::",
     "alloc::",
     "__rust",
-    "<alloc::",
-    "<core::",
-    "<std::",
 ];
+
+/// Process and thread start-up frames, below every `main`.
+const STARTUP_FRAMES: &[&str] = &[
+    "main",
+    "_start",
+    "__libc_start_call_main",
+    "__libc_start_main_impl",
+    "start_thread",
+    "clone",
+    "clone3",
+];
+
+/// Whether a frame is runtime plumbing rather than the program's own.
+fn is_runtime_frame(function: &str) -> bool {
+    let path = function.trim_start_matches('<').trim_start_matches("&dyn ");
+    HIDDEN_CRATES.iter().any(|c| path.starts_with(c)) || STARTUP_FRAMES.contains(&function)
+}
 
 /// Where the REPL was opened: the `pause!` call site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,19 +138,55 @@ impl Script {
         )
     }
 
-    /// The script in `SMOL_DEVX_REPL_SCRIPT`, if set.
-    pub fn from_env() -> Option<Self> {
-        std::env::var(SCRIPT_ENV).ok().map(|s| Self::new(&s))
+    fn next(&mut self) -> Option<String> {
+        self.0.pop_front()
     }
 }
 
 impl LineSource for Script {
     fn read_line(&mut self, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>> {
-        let Some(cmd) = self.0.pop_front() else {
-            return Ok(None);
-        };
+        echo(self.next(), prompt, out)
+    }
+}
+
+fn echo(cmd: Option<String>, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>> {
+    if let Some(cmd) = &cmd {
         writeln!(out, "{prompt}{cmd}")?;
-        Ok(Some(cmd))
+    }
+    Ok(cmd)
+}
+
+/// The process's `SMOL_DEVX_REPL_SCRIPT`, consumed across all the REPL
+/// sessions of the process in order (a loop of pauses takes one command
+/// after the other), inherited by subactors through the environment.
+pub struct EnvScript;
+
+impl EnvScript {
+    fn script() -> &'static std::sync::Mutex<Option<Script>> {
+        static SCRIPT: std::sync::OnceLock<std::sync::Mutex<Option<Script>>> =
+            std::sync::OnceLock::new();
+        SCRIPT.get_or_init(|| {
+            std::sync::Mutex::new(std::env::var(SCRIPT_ENV).ok().map(|s| Script::new(&s)))
+        })
+    }
+
+    /// Whether the process runs scripted.
+    pub fn active() -> bool {
+        Self::script()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+impl LineSource for EnvScript {
+    fn read_line(&mut self, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>> {
+        let cmd = Self::script()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+            .and_then(Script::next);
+        echo(cmd, prompt, out)
     }
 }
 
@@ -175,8 +228,7 @@ impl Session {
         let mut out = String::new();
         let mut hidden = 0;
         for frame in frames(&self.backtrace) {
-            let is_hidden = HIDDEN_FRAMES.iter().any(|p| frame.function.starts_with(p));
-            if is_hidden && !full {
+            if is_runtime_frame(frame.function) && !full {
                 hidden += 1;
                 continue;
             }

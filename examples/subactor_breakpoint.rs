@@ -1,0 +1,32 @@
+//! Scenario 4: a subactor pauses in a loop; each `c` goes round again,
+//! `q` fails it with a quit, which its parent (the root) receives boxed
+//! as a remote error naming `breakpoint_forever`.
+//!
+//! `cargo run --example subactor_breakpoint`, then `c`, `c`, `c`, `q`.
+
+use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::debug::pause::PauseError;
+use smol_devx::debug::tty::install;
+use smol_devx::msg::RemoteError;
+
+async fn breakpoint_forever(actor: Actor, _: ()) -> Result<(), PauseError> {
+    println!("{} pid {}", actor.uid().name, std::process::id());
+    for round in 0u32.. {
+        smol_devx::pause!(round).await?;
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    smol_devx::log::init();
+    install(Runtime::new().debug_mode(true))
+        .entry("breakpoint_forever", breakpoint_forever)
+        .run(|root| async move {
+            let mut nursery = Nursery::new(&root);
+            nursery
+                .run_in_actor(ActorSpec::new("breakpoint_forever"), &())
+                .await?;
+            nursery.join().await?;
+            Ok::<_, RemoteError>(())
+        })
+}

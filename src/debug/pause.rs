@@ -1,0 +1,153 @@
+//! `pause!`: stop the calling task in a REPL that owns the tree's
+//! terminal, then go on (`c`) or fail with [`Quit`] (`q`).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::lock::Lock;
+use super::repl::{self, EnvScript, Kind, LineSource, Location, Outcome, Plain, Session};
+use super::status::DebugStatus;
+use super::tty::lock_queue;
+use super::DebugError;
+use crate::actor::Actor;
+use crate::msg::{ActorUid, TaskUid};
+
+/// The user left a REPL with `q`: the paused task fails with this, and it
+/// propagates like any error (a parent sees it boxed as `Quit`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quit {
+    /// The actor whose REPL was quit.
+    pub actor: ActorUid,
+}
+
+impl fmt::Display for Quit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "quit from the REPL in {}", self.actor)
+    }
+}
+
+impl std::error::Error for Quit {}
+
+/// Why `pause!` did not pause, or how it ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum PauseError {
+    /// The user quit.
+    Quit(Quit),
+    /// The pause was refused (no actor runtime, a double request, the
+    /// root unreachable): nothing was shown.
+    Refused(DebugError),
+}
+
+impl fmt::Display for PauseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PauseError::Quit(q) => q.fmt(f),
+            PauseError::Refused(e) => write!(f, "pause refused: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PauseError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PauseError::Quit(q) => Some(q),
+            PauseError::Refused(e) => Some(e),
+        }
+    }
+}
+
+/// Stops the calling task in a REPL: `pause!()`, or `pause!(a, b)` to
+/// make `p a` and `p b` show those values (`Debug`). Async: await it.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), smol_devx::debug::pause::PauseError> {
+/// let answer = 42;
+/// smol_devx::pause!(answer).await?;
+/// # Ok(()) }
+/// ```
+#[macro_export]
+macro_rules! pause {
+    () => {
+        $crate::debug::pause::pause(
+            $crate::debug::repl::Location { file: file!(), line: line!() },
+            ::std::vec::Vec::new(),
+        )
+    };
+    ($($value:ident),+ $(,)?) => {
+        $crate::debug::pause::pause(
+            $crate::debug::repl::Location { file: file!(), line: line!() },
+            ::std::vec![$((stringify!($value), format!("{:?}", $value))),+],
+        )
+    };
+}
+
+/// What `pause!` expands to: takes the tree lock (locally in the root,
+/// through the root elsewhere), runs the REPL on a blocking thread so the
+/// actor keeps serving, and releases through [`DebugStatus::release`] on
+/// every path.
+pub async fn pause(
+    location: Location,
+    values: Vec<(&'static str, String)>,
+) -> Result<(), PauseError> {
+    let actor = Actor::current().ok_or_else(|| {
+        PauseError::Refused(DebugError::Request(
+            "no actor runtime in this process".into(),
+        ))
+    })?;
+    // Until the task registry names tasks, every pause is its own task.
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let task = TaskUid::new("pause", NEXT.fetch_add(1, Ordering::Relaxed));
+    let status = DebugStatus::get();
+    status
+        .enter(&actor, task)
+        .await
+        .map_err(PauseError::Refused)?;
+    let outcome = run_repl(&actor, location, values).await;
+    let released = status.release().await;
+    let outcome = outcome.map_err(PauseError::Refused)?;
+    released.map_err(PauseError::Refused)?;
+    match outcome {
+        Outcome::Continue => Ok(()),
+        Outcome::Quit => Err(PauseError::Quit(Quit {
+            actor: actor.uid().clone(),
+        })),
+    }
+}
+
+async fn run_repl(
+    actor: &Actor,
+    location: Location,
+    values: Vec<(&'static str, String)>,
+) -> Result<Outcome, DebugError> {
+    let (holder, waiting) = lock_queue(actor).await?;
+    let lock_state = if actor.is_root() {
+        Lock::root().to_string()
+    } else {
+        let holder = holder.map_or_else(|| "nobody".to_owned(), |h| h.to_string());
+        format!("tree lock held by {holder}; {} waiting", waiting.len())
+    };
+    let session = Session {
+        kind: Kind::Pause,
+        actor: actor.uid().clone(),
+        location,
+        values,
+        error: Vec::new(),
+        backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+        waiting,
+        lock_state,
+    };
+    // The REPL blocks on its input: off the executor, so the actor keeps
+    // serving its dialogs meanwhile.
+    smol::unblock(move || {
+        let mut out = std::io::stdout();
+        let mut input: Box<dyn LineSource> = if EnvScript::active() {
+            Box::new(EnvScript)
+        } else {
+            Box::new(Plain(std::io::stdin().lock()))
+        };
+        repl::run(&session, input.as_mut(), &mut out)
+    })
+    .await
+    .map_err(|e| DebugError::Request(format!("REPL I/O: {e}")))
+}

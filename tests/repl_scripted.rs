@@ -1,0 +1,106 @@
+//! The REPL of `pause!` in scripted mode (`SMOL_DEVX_REPL_SCRIPT`, for
+//! CI) and on plain piped input: real actor processes, no terminal.
+//! Pseudo-terminal tests come with the line editor.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{actor_pids, assert_reaped, has, Running};
+use smol_devx::debug::repl::{PAUSE_MSG, PROMPT};
+
+const T: Duration = Duration::from_secs(30);
+
+/// The line of `example`'s source holding `pause!(`.
+fn pause_line(example: &str) -> String {
+    let path = format!("examples/{example}.rs");
+    let source =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + &path)
+            .unwrap();
+    let n = source.lines().position(|l| l.contains("pause!(")).unwrap() + 1;
+    format!("> {path}:{n}")
+}
+
+fn index(lines: &[String], pred: impl Fn(&str) -> bool) -> usize {
+    lines
+        .iter()
+        .position(|l| pred(l))
+        .unwrap_or_else(|| panic!("{lines:#?}"))
+}
+
+#[test]
+fn scenario_1_the_root_pauses_shows_its_values_and_continues() {
+    let root = Running::start(
+        "root_actor_breakpoint",
+        &[],
+        &[("SMOL_DEVX_REPL_SCRIPT", "p answer;bt;c")],
+    );
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    let header = index(&lines, |l| {
+        l.starts_with(PAUSE_MSG) && l.contains(" ('root', '")
+    });
+    let location = index(&lines, |l| l == pause_line("root_actor_breakpoint"));
+    let value = index(&lines, |l| l == "answer = 42");
+    let own_frame = index(&lines, |l| {
+        l.trim() == "root_actor_breakpoint::main::{{closure}}::{{closure}}"
+    });
+    let after = index(&lines, |l| l == "after the pause");
+    assert!(header < location && location < value && value < own_frame && own_frame < after);
+    // Runtime frames stay hidden: only the example's own are listed.
+    let frames: Vec<&String> = lines[own_frame..after]
+        .iter()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("      at") && !l.contains("hidden"))
+        .collect();
+    assert!(
+        frames
+            .iter()
+            .all(|f| f.trim().starts_with("root_actor_breakpoint::")),
+        "{frames:#?}"
+    );
+    assert!(
+        has(&lines, |l| l.contains("runtime frames hidden")),
+        "{lines:#?}"
+    );
+    assert_eq!(lines.iter().filter(|l| l.starts_with(PROMPT)).count(), 3);
+}
+
+#[test]
+fn scenario_4_a_subactor_pauses_three_times_then_quits_to_its_parent() {
+    let root = Running::start(
+        "subactor_breakpoint",
+        &[],
+        &[("SMOL_DEVX_REPL_SCRIPT", "c;p round;c;c;q")],
+    );
+    let (status, lines) = root.finish(T);
+    assert_eq!(status.code(), Some(1), "{lines:#?}");
+    let headers = lines
+        .iter()
+        .filter(|l| l.starts_with(PAUSE_MSG) && l.contains(" ('breakpoint_forever', '"))
+        .count();
+    assert_eq!(headers, 4, "{lines:#?}");
+    assert!(has(&lines, |l| l == "round = 1"), "{lines:#?}");
+    assert!(
+        has(&lines, |l| l
+            .starts_with("err: RemoteActorError: ('breakpoint_forever'")
+            && l.contains("quit from the REPL")),
+        "{lines:#?}"
+    );
+    let pids = actor_pids(&lines);
+    assert_eq!(pids.len(), 1, "{lines:#?}");
+    assert_reaped(&pids);
+}
+
+#[test]
+fn end_of_input_continues() {
+    let mut root = Running::start("root_actor_breakpoint", &[], &[("RUST_LOG", "info")]);
+    root.expect(PAUSE_MSG, T);
+    root.close_stdin();
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert!(
+        has(&lines, |l| l.contains("end of REPL input, continuing")),
+        "{lines:#?}"
+    );
+    assert!(has(&lines, |l| l == "after the pause"), "{lines:#?}");
+}
