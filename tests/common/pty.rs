@@ -1,0 +1,90 @@
+//! Driving an example through a real pseudo-terminal, as a user would,
+//! and matching what the screen shows before each prompt.
+
+use std::process::Command;
+use std::time::Duration;
+
+use expectrl::{Eof, Session, WaitStatus};
+use smol_devx::debug::repl::PROMPT;
+
+/// An example running on a pseudo-terminal.
+pub struct Pty {
+    session: Session,
+}
+
+/// Drops terminal escape sequences and carriage returns, so that text
+/// matches the way it was printed.
+fn plain(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ params final-byte
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if ('@'..='~').contains(&c) {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl Pty {
+    /// Starts `example` (built first) with `env` on a new terminal.
+    pub fn spawn(example: &str, env: &[(&str, &str)]) -> Pty {
+        let mut cmd = Command::new(super::example(example));
+        cmd.envs(env.iter().copied());
+        let mut session = Session::spawn(cmd).expect("spawn on a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        Pty { session }
+    }
+
+    /// Waits for the next prompt; returns the text shown before it.
+    pub fn expect_prompt(&mut self) -> String {
+        let found = self
+            .session
+            .expect(PROMPT)
+            .unwrap_or_else(|e| panic!("no prompt: {e}"));
+        plain(found.before())
+    }
+
+    /// Types a line.
+    pub fn send_line(&mut self, line: &str) {
+        self.session.send_line(line).expect("type on the pty");
+    }
+
+    /// Waits for the program to end; returns what it showed last and its
+    /// exit code.
+    pub fn expect_exit(mut self) -> (String, i32) {
+        let rest = self
+            .session
+            .expect(Eof)
+            .unwrap_or_else(|e| panic!("no end of output: {e}"));
+        let text = plain(rest.as_bytes());
+        match self.session.get_process().wait() {
+            Ok(WaitStatus::Exited(_, code)) => (text, code),
+            other => panic!("not a normal exit: {other:?}; output {text}"),
+        }
+    }
+}
+
+/// Whether every part appears in the text before a prompt.
+pub fn in_prompt_msg(before: &str, parts: &[&str]) -> bool {
+    parts.iter().all(|p| before.contains(p))
+}
+
+/// Asserts that every part appears in the text before a prompt.
+pub fn assert_before(before: &str, parts: &[&str]) {
+    for part in parts {
+        assert!(before.contains(part), "{part:?} not in:\n{before}");
+    }
+}
