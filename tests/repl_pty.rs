@@ -70,3 +70,31 @@ fn scenario_4_subactor_breakpoint() {
     );
     assert!(rest.contains("quit from the REPL"), "{rest}");
 }
+
+/// Scenario 19: `gdb` attaches a real debugger on the same terminal; its
+/// backtrace runs through the example's pause site, and the REPL comes
+/// back when it detaches.
+#[test]
+fn scenario_19_gdb_hand_off() {
+    let mut pty = Pty::spawn("root_actor_breakpoint", &[]);
+    pty.expect_prompt();
+    pty.send_line("gdb");
+    pty.expect_gdb_prompt();
+    pty.send_line("bt");
+    let bt = pty.expect_gdb_prompt();
+    let site = pause_site("root_actor_breakpoint");
+    let file_line = site.trim_start_matches("examples/");
+    assert!(
+        bt.contains(file_line),
+        "{file_line} not in gdb's backtrace:\n{bt}"
+    );
+    pty.send_line("detach");
+    pty.expect_gdb_prompt();
+    pty.send_line("quit");
+    let before = pty.expect_prompt();
+    assert_before(&before, &[PAUSE_MSG, "('root', '"]);
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 0, "{rest}");
+    assert!(rest.contains("after the pause"), "{rest}");
+}

@@ -100,6 +100,9 @@ pub enum Outcome {
     Continue,
     /// `q`: the paused task fails with `Quit`.
     Quit,
+    /// `gdb`: hand the terminal to a native debugger attached to this
+    /// process, then come back to the REPL.
+    Gdb,
 }
 
 /// Where the REPL's lines come from.
@@ -277,6 +280,8 @@ commands:
   l, list         source around the pause
   p NAME          a value captured by pause!(NAME, ...)
   lock            the tree lock's state
+  gdb             attach gdb to this process on this terminal; back here
+                  when it detaches
   h, help         this text";
 
 /// Runs one session until the user continues or quits. End of input
@@ -298,6 +303,7 @@ pub fn run(
             (None, _) => continue,
             (Some("c" | "continue"), _) => return Ok(Outcome::Continue),
             (Some("q" | "quit"), _) => return Ok(Outcome::Quit),
+            (Some("gdb"), _) => return Ok(Outcome::Gdb),
             (Some("bt" | "w" | "where"), full) => session.render_backtrace(full == Some("full")),
             (Some("l" | "list"), _) => session.listing(),
             (Some("p"), Some(name)) => match session.values.iter().find(|(n, _)| *n == name) {

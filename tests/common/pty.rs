@@ -57,6 +57,15 @@ impl Pty {
         plain(found.before())
     }
 
+    /// Waits for gdb's prompt; returns the text shown before it.
+    pub fn expect_gdb_prompt(&mut self) -> String {
+        let found = self
+            .session
+            .expect("(gdb) ")
+            .unwrap_or_else(|e| panic!("no gdb prompt: {e}"));
+        plain(found.before())
+    }
+
     /// Types a line.
     pub fn send_line(&mut self, line: &str) {
         self.session.send_line(line).expect("type on the pty");
