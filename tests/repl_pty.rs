@@ -98,3 +98,62 @@ fn scenario_19_gdb_hand_off() {
     assert_eq!(code, 0, "{rest}");
     assert!(rest.contains("after the pause"), "{rest}");
 }
+
+/// The children of `multi_subactors`.
+const CHILDREN: [&str; 3] = ["breakpoint_forever", "pauser_a", "pauser_b"];
+
+/// The actor named in a prompt's header.
+fn holder(before: &str) -> &'static str {
+    CHILDREN
+        .into_iter()
+        .find(|c| before.contains(&format!("{PAUSE_MSG} ('{c}', '")))
+        .unwrap_or_else(|| panic!("no child's header in:\n{before}"))
+}
+
+/// Scenario 20, and the README's main demo: prompts never interleave,
+/// each `c` hands the terminal to the next waiter, and each header says
+/// how many actors wait and which.
+#[test]
+fn scenario_20_queue_banner_in_the_main_demo() {
+    let mut pty = Pty::spawn("multi_subactors", &[]);
+    let first = holder(&pty.expect_prompt());
+    // Let every child reach its pause and queue behind the first.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    pty.send_line("c");
+    let before = pty.expect_prompt();
+    let second = holder(&before);
+    let banner = before
+        .lines()
+        .find(|l| l.contains("waiting for the terminal: "))
+        .unwrap_or_else(|| panic!("no queue banner in:\n{before}"));
+    // "N actor(s) waiting for the terminal: a, b"
+    let (count, names) = banner.split_once(" waiting for the terminal: ").unwrap();
+    let count: usize = count.split_whitespace().next().unwrap().parse().unwrap();
+    let names: Vec<&str> = names.trim().split(", ").collect();
+    assert_eq!(count, names.len(), "{banner}");
+    // Everyone but the holder waits: the third child, and the first one
+    // (if it pauses again).
+    assert!(!names.contains(&second), "{banner}");
+    let third = CHILDREN
+        .into_iter()
+        .find(|c| *c != first && *c != second)
+        .unwrap();
+    assert!(names.contains(&third), "{banner}");
+    // Hand on until breakpoint_forever holds, then quit there.
+    let mut before = before;
+    for _ in 0..10 {
+        if holder(&before) == "breakpoint_forever" {
+            break;
+        }
+        pty.send_line("c");
+        before = pty.expect_prompt();
+    }
+    assert_eq!(holder(&before), "breakpoint_forever");
+    pty.send_line("q");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(
+        rest.contains("RemoteActorError: ('breakpoint_forever'"),
+        "{rest}"
+    );
+}
