@@ -29,6 +29,10 @@ fn scenario_1_root_actor_breakpoint() {
     assert!(!before.contains("Error"), "{before}");
     pty.send_line("p answer");
     assert_before(&pty.expect_prompt(), &["answer = 42"]);
+    // Line editing on a terminal: the up arrow brings the last command back.
+    pty.send_raw(b"\x1b[A\r");
+    pty.expect("answer = 42");
+    pty.expect_prompt();
     pty.send_line("c");
     let (rest, code) = pty.expect_exit();
     assert_eq!(code, 0, "{rest}");

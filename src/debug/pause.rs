@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::lock::Lock;
-use super::repl::{self, EnvScript, Kind, LineSource, Location, Outcome, Plain, Session};
+use super::repl::{self, EnvScript, Kind, LineSource, Location, Outcome, Plain, Session, Terminal};
 use super::status::DebugStatus;
 use super::tty::lock_queue;
 use super::DebugError;
@@ -179,8 +179,11 @@ async fn run_repl(
     // serving its dialogs meanwhile.
     smol::unblock(move || {
         let mut out = std::io::stdout();
+        use std::io::IsTerminal;
         let mut input: Box<dyn LineSource> = if EnvScript::active() {
             Box::new(EnvScript)
+        } else if std::io::stdin().is_terminal() {
+            Box::new(Terminal)
         } else {
             Box::new(Plain(std::io::stdin().lock()))
         };

@@ -126,6 +126,44 @@ impl<R: BufRead> LineSource for Plain<R> {
     }
 }
 
+/// A line editor on the terminal, with history across the sessions of
+/// the process. A ctrl-c at the prompt redraws it (the REPL goes on).
+pub struct Terminal;
+
+impl Terminal {
+    fn editor() -> &'static std::sync::Mutex<Option<rustyline::DefaultEditor>> {
+        static EDITOR: std::sync::OnceLock<std::sync::Mutex<Option<rustyline::DefaultEditor>>> =
+            std::sync::OnceLock::new();
+        EDITOR.get_or_init(|| std::sync::Mutex::new(rustyline::DefaultEditor::new().ok()))
+    }
+}
+
+impl LineSource for Terminal {
+    fn read_line(&mut self, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>> {
+        use rustyline::error::ReadlineError;
+        let mut editor = Self::editor().lock().unwrap_or_else(|e| e.into_inner());
+        let Some(editor) = editor.as_mut() else {
+            // No editor on this terminal: plain lines.
+            drop(editor);
+            return Plain(io::stdin().lock()).read_line(prompt, out);
+        };
+        loop {
+            match editor.readline(prompt) {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line.as_str());
+                    }
+                    return Ok(Some(line));
+                }
+                Err(ReadlineError::Interrupted) => continue,
+                Err(ReadlineError::Eof) => return Ok(None),
+                Err(ReadlineError::Io(e)) => return Err(e),
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        }
+    }
+}
+
 /// Commands from a script, echoed after the prompt as if typed.
 pub struct Script(std::collections::VecDeque<String>);
 

@@ -57,13 +57,23 @@ impl Pty {
         plain(found.before())
     }
 
-    /// Waits for gdb's prompt; returns the text shown before it.
-    pub fn expect_gdb_prompt(&mut self) -> String {
+    /// Waits for `text`; returns what was shown before it.
+    pub fn expect(&mut self, text: &str) -> String {
         let found = self
             .session
-            .expect("(gdb) ")
-            .unwrap_or_else(|e| panic!("no gdb prompt: {e}"));
+            .expect(text)
+            .unwrap_or_else(|e| panic!("no {text:?}: {e}"));
         plain(found.before())
+    }
+
+    /// Waits for gdb's prompt; returns the text shown before it.
+    pub fn expect_gdb_prompt(&mut self) -> String {
+        self.expect("(gdb) ")
+    }
+
+    /// Types raw bytes (control keys, escape sequences).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.session.send(bytes).expect("type on the pty");
     }
 
     /// Types a line.
