@@ -1,0 +1,107 @@
+//! `cargo bench --bench handoff`: the time from `c` typed in one actor's
+//! REPL to the next actor's prompt on screen, through a real
+//! pseudo-terminal, against the terminal's own floor measured in the same
+//! run (a line through `cat` on a pty and back).
+//!
+//! The bench re-executes itself on a pty as an actor tree (a root and two
+//! subactors pausing in turns, forever) and plays the user.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{header, Stats};
+use expectrl::Session;
+use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::debug::pause::PauseError;
+use smol_devx::debug::repl::{PAUSE_MSG, PROMPT};
+use smol_devx::debug::tty::install;
+use smol_devx::msg::RemoteError;
+
+const TREE_ENV: &str = "SMOL_DEVX_HANDOFF_TREE";
+const HANDOFFS: usize = 200;
+
+async fn pause_forever(_actor: Actor, _: ()) -> Result<(), PauseError> {
+    loop {
+        smol_devx::pause!().await?;
+    }
+}
+
+/// The program under test: two subactors taking turns at the terminal.
+fn tree() -> std::process::ExitCode {
+    install(Runtime::new().debug_mode(true))
+        .entry("pause_forever", pause_forever)
+        .run(|root| async move {
+            let mut nursery = Nursery::new(&root);
+            for name in ["ping", "pong"] {
+                nursery
+                    .run_in_actor(ActorSpec::new("pause_forever").name(name), &())
+                    .await?;
+            }
+            nursery.join().await?;
+            Ok::<_, RemoteError>(())
+        })
+}
+
+fn pty(cmd: Command) -> Session {
+    let mut session = Session::spawn(cmd).expect("spawn on a pty");
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session
+}
+
+/// The floor: a line typed into `cat` on a pty until it comes back.
+fn terminal_floor() -> Stats {
+    let mut cat = pty(Command::new("cat"));
+    // Only cat's copy of the line comes back, not the terminal's echo.
+    cat.get_process_mut().set_echo(false, None).unwrap();
+    let mut per_op = Vec::new();
+    for i in 0..HANDOFFS {
+        let line = format!("line{i}");
+        let start = Instant::now();
+        cat.send_line(&line).unwrap();
+        cat.expect(format!("{line}\r\n").as_str()).unwrap();
+        per_op.push(start.elapsed().as_nanos() as f64);
+    }
+    Stats::from_samples("baseline: a line through cat on a pty", per_op)
+}
+
+fn handoffs() -> Stats {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.env(TREE_ENV, "1");
+    let mut tree = pty(cmd);
+    tree.expect(PROMPT).unwrap();
+    // Both subactors at their pause: one at the prompt, one queued.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut per_op = Vec::new();
+    let mut holder = String::new();
+    for _ in 0..HANDOFFS {
+        let start = Instant::now();
+        tree.send_line("c").unwrap();
+        let before = tree.expect(PROMPT).unwrap();
+        per_op.push(start.elapsed().as_nanos() as f64);
+        let shown = String::from_utf8_lossy(before.before()).into_owned();
+        let next = if shown.contains(&format!("{PAUSE_MSG} ('ping'")) {
+            "ping"
+        } else {
+            "pong"
+        };
+        assert_ne!(next, holder, "the terminal did not change hands:\n{shown}");
+        holder = next.to_owned();
+    }
+    tree.send_line("q").unwrap();
+    let _ = tree.expect(expectrl::Eof);
+    Stats::from_samples("`c` in one actor to the next actor's prompt", per_op)
+}
+
+fn main() -> std::process::ExitCode {
+    if std::env::var_os(TREE_ENV).is_some() {
+        return tree();
+    }
+    header("handoff");
+    let floor = terminal_floor();
+    floor.report(None);
+    let handoff = handoffs();
+    handoff.report(Some(&floor));
+    std::process::ExitCode::SUCCESS
+}
