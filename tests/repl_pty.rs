@@ -3,16 +3,9 @@
 
 mod common;
 
+use common::pause_site;
 use common::pty::{assert_before, in_prompt_msg, Pty};
 use smol_devx::debug::repl::PAUSE_MSG;
-
-/// `examples/<name>.rs:<line of pause!>`.
-fn pause_site(example: &str) -> String {
-    let path = format!("examples/{example}.rs");
-    let source = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let n = source.lines().position(|l| l.contains("pause!(")).unwrap() + 1;
-    format!("{path}:{n}")
-}
 
 #[test]
 fn scenario_1_root_actor_breakpoint() {

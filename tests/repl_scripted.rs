@@ -6,19 +6,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{actor_pids, assert_reaped, has, Running};
+use common::{actor_pids, assert_reaped, has, pause_site, Running};
 use smol_devx::debug::repl::{PAUSE_MSG, PROMPT};
 
 const T: Duration = Duration::from_secs(30);
 
-/// The line of `example`'s source holding `pause!(`.
+/// The location line a REPL shows for `example`'s pause.
 fn pause_line(example: &str) -> String {
-    let path = format!("examples/{example}.rs");
-    let source =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/").to_owned() + &path)
-            .unwrap();
-    let n = source.lines().position(|l| l.contains("pause!(")).unwrap() + 1;
-    format!("> {path}:{n}")
+    format!("> {}", pause_site(example))
 }
 
 fn index(lines: &[String], pred: impl Fn(&str) -> bool) -> usize {
@@ -103,4 +98,25 @@ fn end_of_input_continues() {
         "{lines:#?}"
     );
     assert!(has(&lines, |l| l == "after the pause"), "{lines:#?}");
+}
+
+#[test]
+fn pause_blocking_from_a_plain_thread_of_a_subactor() {
+    let root = Running::start(
+        "pause_from_thread",
+        &[],
+        &[("SMOL_DEVX_REPL_SCRIPT", "p step;c")],
+    );
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    let header = index(&lines, |l| {
+        l.starts_with(PAUSE_MSG) && l.contains(" ('worker', '")
+    });
+    let location = index(&lines, |l| l == pause_line("pause_from_thread"));
+    let value = index(&lines, |l| l == "step = \"halfway\"");
+    let done = index(&lines, |l| l == "thread done");
+    assert!(
+        header < location && location < value && value < done,
+        "{lines:#?}"
+    );
 }

@@ -82,6 +82,29 @@ macro_rules! pause {
     };
 }
 
+/// `pause!` for a plain thread of an actor (not an executor thread: the
+/// actor's own tasks must keep running to carry the lock dialog).
+///
+/// ```no_run
+/// std::thread::spawn(|| {
+///     let progress = 0.5;
+///     smol_devx::pause_blocking!(progress).ok();
+/// });
+/// ```
+#[macro_export]
+macro_rules! pause_blocking {
+    ($($value:ident),* $(,)?) => {
+        $crate::debug::pause::pause_blocking($crate::pause!($($value),*))
+    };
+}
+
+/// Waits on a `pause!` future from a plain thread.
+pub fn pause_blocking(
+    pause: impl std::future::Future<Output = Result<(), PauseError>>,
+) -> Result<(), PauseError> {
+    smol::block_on(pause)
+}
+
 /// What `pause!` expands to: takes the tree lock (locally in the root,
 /// through the root elsewhere), runs the REPL on a blocking thread so the
 /// actor keeps serving, and releases through [`DebugStatus::release`] on

@@ -202,6 +202,19 @@ pub fn pid_on(line: &str) -> u32 {
     panic!("no pid on {line:?}")
 }
 
+/// `examples/<name>.rs:<line>` of the example's `pause!(` (or
+/// `pause_blocking!(`) call: where its REPL must say it stopped.
+pub fn pause_site(example: &str) -> String {
+    let path = format!("examples/{example}.rs");
+    let source = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let n = source
+        .lines()
+        .position(|l| l.contains("pause!(") || l.contains("pause_blocking!("))
+        .unwrap_or_else(|| panic!("no pause in {path}"))
+        + 1;
+    format!("{path}:{n}")
+}
+
 /// The pids of every actor line (`<name> pid <n> ...`) on stdout.
 pub fn actor_pids(lines: &[String]) -> Vec<u32> {
     lines
