@@ -78,7 +78,7 @@ fn scenario_4_a_subactor_pauses_three_times_then_quits_to_its_parent() {
     assert!(
         has(&lines, |l| l
             .starts_with("err: RemoteActorError: ('breakpoint_forever'")
-            && l.contains("quit from the REPL")),
+            && l.contains("raised Quit: quit from the REPL")),
         "{lines:#?}"
     );
     let pids = actor_pids(&lines);

@@ -37,8 +37,32 @@ where
 }
 
 fn boxed_here<E: std::error::Error + 'static>(err: &E, here: &ActorUid) -> RemoteError {
-    RemoteError::from_error(err, here.clone())
-        .with_backtrace(Backtrace::force_capture().to_string())
+    let mut boxed = RemoteError::from_error(err, here.clone())
+        .with_backtrace(Backtrace::force_capture().to_string());
+    if let Some(name) = registered_name(err) {
+        boxed.type_name = name.to_owned();
+    }
+    boxed
+}
+
+/// Names an error for the trip up the tree, where its Rust type name
+/// would mislead (an enum wrapping the failure that matters).
+pub type ErrorNamer = fn(&(dyn std::error::Error + 'static)) -> Option<&'static str>;
+
+static NAMERS: std::sync::Mutex<Vec<ErrorNamer>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers a namer: higher layers (the debugger's `Quit`) name their
+/// errors this way without this layer knowing them.
+pub fn register_namer(namer: ErrorNamer) {
+    let mut namers = NAMERS.lock().unwrap_or_else(|e| e.into_inner());
+    if !namers.contains(&namer) {
+        namers.push(namer);
+    }
+}
+
+fn registered_name(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    let namers = NAMERS.lock().unwrap_or_else(|e| e.into_inner());
+    namers.iter().find_map(|namer| namer(err))
 }
 
 /// Boxes a caught panic.

@@ -57,6 +57,14 @@ impl std::error::Error for PauseError {
     }
 }
 
+/// Names a quit `Quit` on its way up the tree (and not `PauseError`).
+pub(crate) fn error_name(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    match err.downcast_ref::<PauseError>() {
+        Some(PauseError::Quit(_)) => Some("Quit"),
+        _ => err.downcast_ref::<Quit>().map(|_| "Quit"),
+    }
+}
+
 /// Stops the calling task in a REPL: `pause!()`, or `pause!(a, b)` to
 /// make `p a` and `p b` show those values (`Debug`). Async: await it.
 ///
@@ -126,6 +134,9 @@ pub async fn pause(
         .enter(&actor, task)
         .await
         .map_err(PauseError::Refused)?;
+    // Armed only once this pause holds the lock: DebugStatus has one
+    // holder slot, which a queued pause must never release.
+    let mut release_if_dropped = ReleaseIfDropped(true);
     let outcome = loop {
         match run_repl(&actor, location, values.clone()).await {
             // On this task's own thread, so that the debugger's backtrace
@@ -134,6 +145,7 @@ pub async fn pause(
             other => break other,
         }
     };
+    release_if_dropped.0 = false;
     let released = status.release().await;
     let outcome = outcome.map_err(PauseError::Refused)?;
     released.map_err(PauseError::Refused)?;
@@ -143,6 +155,23 @@ pub async fn pause(
             actor: actor.uid().clone(),
         })),
         Outcome::Gdb => unreachable!("handled in the loop"),
+    }
+}
+
+/// Releases the tree lock when a pause is dropped mid-REPL (its task was
+/// cancelled): the lock must not stay with a task that is gone.
+struct ReleaseIfDropped(bool);
+
+impl Drop for ReleaseIfDropped {
+    fn drop(&mut self) {
+        if self.0 {
+            smol::spawn(async {
+                if let Err(e) = DebugStatus::get().release().await {
+                    log::warn!("releasing the tree lock of a dropped pause: {e}");
+                }
+            })
+            .detach();
+        }
     }
 }
 
@@ -214,4 +243,26 @@ async fn run_repl(
     })
     .await
     .map_err(|e| DebugError::Request(format!("REPL I/O: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::error::{box_error, register_namer};
+
+    #[test]
+    fn a_quit_travels_as_quit_and_a_refusal_as_itself() {
+        register_namer(error_name);
+        let here = ActorUid::new("breakpoint_forever", "b");
+        let quit = PauseError::Quit(Quit {
+            actor: here.clone(),
+        });
+        let boxed = box_error(quit, &here);
+        assert_eq!(boxed.type_name, "Quit");
+        assert!(boxed
+            .message
+            .starts_with("quit from the REPL in ('breakpoint_forever'"));
+        let refused = PauseError::Refused(DebugError::Cancelled);
+        assert_eq!(box_error(refused, &here).type_name, "PauseError");
+    }
 }

@@ -87,6 +87,7 @@ impl LockDialog for Context {
 /// Registers the root's lock handlers on a runtime. Every program whose
 /// actors use the debugger calls it (the handlers only run in the root).
 pub fn install(runtime: Runtime) -> Runtime {
+    crate::actor::error::register_namer(super::pause::error_name);
     runtime
         .handler(
             LOCK_HANDLER,
