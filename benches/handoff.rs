@@ -89,7 +89,10 @@ fn handoffs() -> Stats {
         assert_ne!(next, holder, "the terminal did not change hands:\n{shown}");
         holder = next.to_owned();
     }
+    // Quit there, then continue the root's crash REPL on that quit.
     tree.send_line("q").unwrap();
+    tree.expect(PROMPT).unwrap();
+    tree.send_line("c").unwrap();
     let _ = tree.expect(expectrl::Eof);
     Stats::from_samples("`c` in one actor to the next actor's prompt", per_op)
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::pause_site;
 use common::pty::{assert_before, in_prompt_msg, Pty};
-use smol_devx::debug::repl::PAUSE_MSG;
+use smol_devx::debug::repl::{CRASH_MSG, PAUSE_MSG};
 
 #[test]
 fn scenario_1_root_actor_breakpoint() {
@@ -59,13 +59,28 @@ fn scenario_4_subactor_breakpoint() {
         assert!(!before.contains("('root'"), "{before}");
         pty.send_line(if i < 3 { "c" } else { "q" });
     }
+    // The quit climbs to the root, whose crash REPL shows it boxed.
+    let before = pty.expect_prompt();
+    assert_before(
+        &before,
+        &[
+            CRASH_MSG,
+            "('root', '",
+            "RemoteActorError: ('breakpoint_forever', '",
+            "raised Quit: quit from the REPL",
+        ],
+    );
+    assert!(
+        before.find(CRASH_MSG) < before.find("RemoteActorError"),
+        "{before}"
+    );
+    pty.send_line("c");
     let (rest, code) = pty.expect_exit();
     assert_ne!(code, 0, "{rest}");
     assert!(
         rest.contains("RemoteActorError: ('breakpoint_forever'"),
         "{rest}"
     );
-    assert!(rest.contains("quit from the REPL"), "{rest}");
 }
 
 /// Scenario 19: `gdb` attaches a real debugger on the same terminal; its
@@ -147,6 +162,18 @@ fn scenario_20_queue_banner_in_the_main_demo() {
     }
     assert_eq!(holder(&before), "breakpoint_forever");
     pty.send_line("q");
+    // Pausers still queued get the terminal first (FIFO), then the root
+    // opens its crash REPL on the quit.
+    let mut before = pty.expect_prompt();
+    for _ in 0..10 {
+        if before.contains(CRASH_MSG) {
+            break;
+        }
+        pty.send_line("c");
+        before = pty.expect_prompt();
+    }
+    assert_before(&before, &[CRASH_MSG, "('root', '", "raised Quit"]);
+    pty.send_line("c");
     let (rest, code) = pty.expect_exit();
     assert_ne!(code, 0, "{rest}");
     assert!(

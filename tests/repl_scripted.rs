@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{actor_pids, assert_reaped, has, pause_site, Running};
-use smol_devx::debug::repl::{PAUSE_MSG, PROMPT};
+use smol_devx::debug::repl::{CRASH_MSG, PAUSE_MSG, PROMPT};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -74,6 +74,12 @@ fn scenario_4_a_subactor_pauses_three_times_then_quits_to_its_parent() {
         .filter(|l| l.starts_with(PAUSE_MSG) && l.contains(" ('breakpoint_forever', '"))
         .count();
     assert_eq!(headers, 4, "{lines:#?}");
+    // The root's own copy of the script continues its crash REPL.
+    assert!(
+        has(&lines, |l| l.starts_with(CRASH_MSG)
+            && l.contains(" ('root', '")),
+        "{lines:#?}"
+    );
     assert!(has(&lines, |l| l == "round = 1"), "{lines:#?}");
     assert!(
         has(&lines, |l| l

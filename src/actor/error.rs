@@ -36,6 +36,22 @@ where
     }
 }
 
+/// [`box_error`] for a failure that stays with its owner (the root's
+/// body, which still returns it).
+pub fn box_error_ref<E>(err: &E, here: &ActorUid) -> RemoteError
+where
+    E: std::error::Error + 'static,
+{
+    let any: &dyn Any = err;
+    if let Some(remote) = any.downcast_ref::<RemoteError>() {
+        return remote.clone();
+    }
+    if let Some(DialogError::Remote(remote)) = any.downcast_ref::<DialogError>() {
+        return remote.clone();
+    }
+    boxed_here(err, here)
+}
+
 fn boxed_here<E: std::error::Error + 'static>(err: &E, here: &ActorUid) -> RemoteError {
     let mut boxed = RemoteError::from_error(err, here.clone())
         .with_backtrace(Backtrace::force_capture().to_string());

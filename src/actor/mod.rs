@@ -87,6 +87,12 @@ struct Handler {
     run: HandlerFn,
 }
 
+/// What an actor does with a failure of its entry (or, in the root, of
+/// its body) before the failure goes up the tree: the debugger opens its
+/// crash REPL here. Registered with [`Runtime::on_crash`].
+pub type CrashHook =
+    Arc<dyn Fn(Actor, RemoteError) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// A handle on the running actor: its identity, its place in the tree
 /// and its mode. Clones share it.
 #[derive(Clone)]
@@ -109,6 +115,7 @@ struct ActorInner {
     root_chan: smol::lock::Mutex<Option<Channel>>,
     pending_spawns: Mutex<HashMap<String, Sender<Connected>>>,
     socket_dir: Option<PathBuf>,
+    crash_hook: Option<CrashHook>,
 }
 
 impl fmt::Debug for Actor {
@@ -213,6 +220,15 @@ impl Actor {
         Ok(chan)
     }
 
+    /// Runs the crash hook for a failure, in debug mode.
+    async fn crashed(&self, what: String, boxed: impl FnOnce() -> RemoteError) {
+        let Some(hook) = self.inner.crash_hook.clone().filter(|_| self.debug_mode()) else {
+            return;
+        };
+        log::debug!("{}: crashed: {what}", self.uid());
+        hook(self.clone(), boxed()).await;
+    }
+
     /// Removes this actor's socket directory: the process is about to end
     /// and destructors of detached tasks will not run.
     fn cleanup(&self) {
@@ -225,6 +241,7 @@ impl Actor {
 /// Declares a program's entries and handlers, then runs it as the root
 /// or as the subactor its environment names.
 pub struct Runtime {
+    crash_hook: Option<CrashHook>,
     name: String,
     handlers: HashMap<String, Handler>,
     debug_mode: bool,
@@ -247,6 +264,7 @@ impl Runtime {
             _ => Transport::Unix,
         };
         Self {
+            crash_hook: None,
             name: "root".into(),
             handlers: HashMap::new(),
             debug_mode: false,
@@ -264,6 +282,14 @@ impl Runtime {
     /// Turns debug mode on for the whole tree (children inherit it).
     pub fn debug_mode(mut self, on: bool) -> Self {
         self.debug_mode = on;
+        self
+    }
+
+    /// Runs `hook` on a failure of an actor's entry (or of the root's
+    /// body), in debug mode, before the failure is reported upward. Not
+    /// for cancellations.
+    pub fn on_crash(mut self, hook: CrashHook) -> Self {
+        self.crash_hook = Some(hook);
         self
     }
 
@@ -326,12 +352,13 @@ impl Runtime {
 
     /// Runs the program: the subactor named by the environment (this call
     /// then never returns), or else the root with `root` as its body.
-    /// An `Err` from the body is printed and makes the exit code 1.
+    /// An `Err` from the body goes to the crash hook (in debug mode), is
+    /// printed, and makes the exit code 1.
     pub fn run<F, Fut, E>(self, root: F) -> ExitCode
     where
         F: FnOnce(Actor) -> Fut,
         Fut: Future<Output = Result<(), E>>,
-        E: fmt::Display,
+        E: std::error::Error + Send + Sync + 'static,
     {
         if let Ok(entry) = std::env::var(env::ENTRY) {
             self.run_sub(entry)
@@ -343,7 +370,15 @@ impl Runtime {
                 return ExitCode::FAILURE;
             }
         };
-        let result = smol::block_on(root(actor.clone()));
+        let result = smol::block_on(async {
+            let result = root(actor.clone()).await;
+            if let Err(e) = &result {
+                actor
+                    .crashed(e.to_string(), || error::box_error_ref(e, actor.uid()))
+                    .await;
+            }
+            result
+        });
         actor.cleanup();
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -402,6 +437,7 @@ impl Runtime {
                 root_chan: smol::lock::Mutex::new(None),
                 pending_spawns: Mutex::new(HashMap::new()),
                 socket_dir,
+                crash_hook: self.crash_hook,
             }),
         };
         let _ = CURRENT.set(actor.clone());
@@ -455,7 +491,7 @@ impl Runtime {
         let mut main_started = false;
         while let Ok(dialog) = incoming.recv().await {
             let is_main = !main_started && dialog.handler == entry;
-            let task = smol::spawn(run_dialog(actor.clone(), chan.clone(), dialog));
+            let task = smol::spawn(run_dialog(actor.clone(), chan.clone(), dialog, is_main));
             if is_main {
                 main_started = true;
                 let actor = actor.clone();
@@ -545,13 +581,14 @@ async fn accept_loop(actor: Actor, listener: Listener) {
 /// Serves the dialogs a peer opens, each in its own task.
 async fn serve_dialogs(actor: Actor, chan: Channel, incoming: Receiver<Incoming>) {
     while let Ok(dialog) = incoming.recv().await {
-        smol::spawn(run_dialog(actor.clone(), chan.clone(), dialog)).detach();
+        smol::spawn(run_dialog(actor.clone(), chan.clone(), dialog, false)).detach();
     }
 }
 
 /// Runs one handler to its end, a peer's cancel or the connection's loss,
-/// and reports the outcome to the peer. Returns whether it succeeded.
-async fn run_dialog(actor: Actor, chan: Channel, mut dialog: Incoming) -> bool {
+/// and reports the outcome to the peer. A failure of the actor's main
+/// entry goes through the crash hook first. Returns whether it succeeded.
+async fn run_dialog(actor: Actor, chan: Channel, mut dialog: Incoming, is_main: bool) -> bool {
     let cid = dialog.cid;
     let here = actor.uid().clone();
     let Some(handler) = actor.inner.handlers.get(&dialog.handler) else {
@@ -592,6 +629,9 @@ async fn run_dialog(actor: Actor, chan: Channel, mut dialog: Incoming) -> bool {
     };
     let ok = matches!(reply, Msg::Return { .. });
     if let Msg::Error { error, .. } = &reply {
+        if is_main && error.type_name != error::CANCELLED_TYPE {
+            actor.crashed(error.to_string(), || error.clone()).await;
+        }
         if error.type_name != error::CANCELLED_TYPE {
             log::info!("{}: handler {cid} failed: {error}", actor.uid());
         }

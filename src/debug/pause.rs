@@ -10,7 +10,7 @@ use super::status::DebugStatus;
 use super::tty::lock_queue;
 use super::DebugError;
 use crate::actor::Actor;
-use crate::msg::{ActorUid, TaskUid};
+use crate::msg::{ActorUid, RemoteError, TaskUid};
 
 /// The user left a REPL with `q`: the paused task fails with this, and it
 /// propagates like any error (a parent sees it boxed as `Quit`).
@@ -138,7 +138,8 @@ pub async fn pause(
     // holder slot, which a queued pause must never release.
     let mut release_if_dropped = ReleaseIfDropped(true);
     let outcome = loop {
-        match run_repl(&actor, location, values.clone()).await {
+        let session = pause_session(&actor, location, values.clone());
+        match run_repl(&actor, session).await {
             // On this task's own thread, so that the debugger's backtrace
             // runs through the pause site; the tree lock stays held.
             Ok(Outcome::Gdb) => hand_to_gdb(),
@@ -205,33 +206,85 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
-async fn run_repl(
+fn pause_session(
     actor: &Actor,
     location: Location,
     values: Vec<(&'static str, String)>,
-) -> Result<Outcome, DebugError> {
+) -> Session {
+    Session {
+        kind: Kind::Pause,
+        actor: actor.uid().clone(),
+        location: Some(location),
+        values,
+        error: Vec::new(),
+        backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+        waiting: Vec::new(),
+        lock_state: String::new(),
+    }
+}
+
+/// Opens the crash REPL on `err` in this actor (the runtime calls it, in
+/// debug mode, before a failure goes up the tree; code may call it on
+/// any error it holds). `c` and `q` both leave: the error goes on.
+pub async fn post_mortem(actor: &Actor, err: &RemoteError) -> Result<(), PauseError> {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let task = TaskUid::new("post_mortem", NEXT.fetch_add(1, Ordering::Relaxed));
+    let status = DebugStatus::get();
+    status
+        .enter(actor, task)
+        .await
+        .map_err(PauseError::Refused)?;
+    let mut release_if_dropped = ReleaseIfDropped(true);
+    let mut error: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
+    if err.src_uid != *actor.uid() {
+        error.push(format!("(remote backtrace, from {})", err.src_uid));
+    }
+    let session = Session {
+        kind: Kind::Crash,
+        actor: actor.uid().clone(),
+        location: None,
+        values: Vec::new(),
+        error,
+        backtrace: err.backtrace.clone(),
+        waiting: Vec::new(),
+        lock_state: String::new(),
+    };
+    let outcome = run_repl(actor, session).await;
+    release_if_dropped.0 = false;
+    let released = status.release().await;
+    outcome.map_err(PauseError::Refused)?;
+    released.map_err(PauseError::Refused)
+}
+
+/// The crash hook the debugger installs: a crash REPL in the failing
+/// actor, except for its own quit (the user just left a REPL there).
+pub(crate) fn crash_hook() -> crate::actor::CrashHook {
+    std::sync::Arc::new(|actor: Actor, err: RemoteError| {
+        Box::pin(async move {
+            if err.type_name == "Quit" && err.src_uid == *actor.uid() {
+                return;
+            }
+            if let Err(e) = post_mortem(&actor, &err).await {
+                log::warn!("{}: no crash REPL: {e}", actor.uid());
+            }
+        })
+    })
+}
+
+async fn run_repl(actor: &Actor, mut session: Session) -> Result<Outcome, DebugError> {
     let (holder, waiting) = lock_queue(actor).await?;
-    let lock_state = if actor.is_root() {
+    session.lock_state = if actor.is_root() {
         Lock::root().to_string()
     } else {
         let holder = holder.map_or_else(|| "nobody".to_owned(), |h| h.to_string());
         format!("tree lock held by {holder}; {} waiting", waiting.len())
     };
-    let session = Session {
-        kind: Kind::Pause,
-        actor: actor.uid().clone(),
-        location,
-        values,
-        error: Vec::new(),
-        backtrace: std::backtrace::Backtrace::force_capture().to_string(),
-        waiting,
-        lock_state,
-    };
+    session.waiting = waiting;
     // The REPL blocks on its input: off the executor, so the actor keeps
     // serving its dialogs meanwhile.
     smol::unblock(move || {
-        let mut out = std::io::stdout();
         use std::io::IsTerminal;
+        let mut out = std::io::stdout();
         let mut input: Box<dyn LineSource> = if EnvScript::active() {
             Box::new(EnvScript)
         } else if std::io::stdin().is_terminal() {

@@ -79,8 +79,8 @@ pub struct Session {
     pub kind: Kind,
     /// The actor it runs in.
     pub actor: ActorUid,
-    /// The caller's location.
-    pub location: Location,
+    /// The caller's location (a pause's; crashes may have none).
+    pub location: Option<Location>,
     /// Values captured by `pause!(a, b)`, rendered with `Debug`.
     pub values: Vec<(&'static str, String)>,
     /// For crashes: the error chain, one line each.
@@ -199,7 +199,8 @@ fn echo(cmd: Option<String>, prompt: &str, out: &mut dyn Write) -> io::Result<Op
 
 /// The process's `SMOL_DEVX_REPL_SCRIPT`, consumed across all the REPL
 /// sessions of the process in order (a loop of pauses takes one command
-/// after the other), inherited by subactors through the environment.
+/// after the other). Subactors inherit it through the environment, and
+/// each process reads its own copy from the start.
 pub struct EnvScript;
 
 impl EnvScript {
@@ -244,7 +245,9 @@ impl Session {
     /// What the REPL prints before its first prompt.
     pub fn banner(&self) -> String {
         let mut s = self.header();
-        let _ = write!(s, "\n> {}:{}", self.location.file, self.location.line);
+        if let Some(at) = self.location {
+            let _ = write!(s, "\n> {}:{}", at.file, at.line);
+        }
         for line in &self.error {
             let _ = write!(s, "\n{line}");
         }
@@ -292,10 +295,13 @@ impl Session {
 
     /// Source lines around the location, when the file is readable.
     pub fn listing(&self) -> String {
-        let Ok(text) = std::fs::read_to_string(self.location.file) else {
-            return format!("(source of {} not readable here)", self.location.file);
+        let Some(at) = self.location else {
+            return "(no source location: see `bt`)".to_owned();
         };
-        let line = self.location.line as usize;
+        let Ok(text) = std::fs::read_to_string(at.file) else {
+            return format!("(source of {} not readable here)", at.file);
+        };
+        let line = at.line as usize;
         let first = line.saturating_sub(5).max(1);
         text.lines()
             .enumerate()
@@ -394,10 +400,10 @@ mod tests {
         Session {
             kind: Kind::Pause,
             actor: ActorUid::new("breakpoint_forever", "b1"),
-            location: Location {
+            location: Some(Location {
                 file: file!(),
                 line: line!(),
-            },
+            }),
             values: vec![("x", "42".into()), ("name", "\"bob\"".into())],
             error: vec![],
             backtrace: "   0: std::backtrace::Backtrace::force_capture\n             at /rustc/x/library/std/src/backtrace.rs:312:9\n   1: smol_devx::debug::pause::pause\n   2: my_app::handler\n             at examples/app.rs:12:5\n   3: async_task::raw::RawTask::run\n".into(),

@@ -89,6 +89,7 @@ impl LockDialog for Context {
 pub fn install(runtime: Runtime) -> Runtime {
     crate::actor::error::register_namer(super::pause::error_name);
     runtime
+        .on_crash(super::pause::crash_hook())
         .handler(
             LOCK_HANDLER,
             &PldSpec::LOCK,
