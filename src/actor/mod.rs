@@ -93,6 +93,13 @@ struct Handler {
 pub type CrashHook =
     Arc<dyn Fn(Actor, RemoteError) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
+/// What an actor awaits before a failure makes its nursery cancel the
+/// failed child's siblings: the debugger waits there until no one in the
+/// tree is in (or waiting for) a REPL. Registered with
+/// [`Runtime::before_teardown`].
+pub type TeardownHook =
+    Arc<dyn Fn(Actor) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// A handle on the running actor: its identity, its place in the tree
 /// and its mode. Clones share it.
 #[derive(Clone)]
@@ -116,6 +123,7 @@ struct ActorInner {
     pending_spawns: Mutex<HashMap<String, Sender<Connected>>>,
     socket_dir: Option<PathBuf>,
     crash_hook: Option<CrashHook>,
+    teardown_hook: Option<TeardownHook>,
 }
 
 impl fmt::Debug for Actor {
@@ -229,6 +237,18 @@ impl Actor {
         hook(self.clone(), boxed()).await;
     }
 
+    /// Awaits the teardown hook, in debug mode.
+    pub(crate) async fn before_teardown(&self) {
+        if let Some(hook) = self
+            .inner
+            .teardown_hook
+            .clone()
+            .filter(|_| self.debug_mode())
+        {
+            hook(self.clone()).await;
+        }
+    }
+
     /// Removes this actor's socket directory: the process is about to end
     /// and destructors of detached tasks will not run.
     fn cleanup(&self) {
@@ -242,6 +262,7 @@ impl Actor {
 /// or as the subactor its environment names.
 pub struct Runtime {
     crash_hook: Option<CrashHook>,
+    teardown_hook: Option<TeardownHook>,
     name: String,
     handlers: HashMap<String, Handler>,
     debug_mode: bool,
@@ -265,6 +286,7 @@ impl Runtime {
         };
         Self {
             crash_hook: None,
+            teardown_hook: None,
             name: "root".into(),
             handlers: HashMap::new(),
             debug_mode: false,
@@ -290,6 +312,13 @@ impl Runtime {
     /// for cancellations.
     pub fn on_crash(mut self, hook: CrashHook) -> Self {
         self.crash_hook = Some(hook);
+        self
+    }
+
+    /// Awaits `hook`, in debug mode, before a failure makes a nursery
+    /// cancel the failed child's siblings.
+    pub fn before_teardown(mut self, hook: TeardownHook) -> Self {
+        self.teardown_hook = Some(hook);
         self
     }
 
@@ -438,6 +467,7 @@ impl Runtime {
                 pending_spawns: Mutex::new(HashMap::new()),
                 socket_dir,
                 crash_hook: self.crash_hook,
+                teardown_hook: self.teardown_hook,
             }),
         };
         let _ = CURRENT.set(actor.clone());

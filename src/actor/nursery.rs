@@ -330,6 +330,8 @@ impl Nursery {
             self.children[index].result = Some(result);
         }
         if let Some(e) = &first_error {
+            // Do not tear down a tree whose terminal someone holds.
+            self.actor.before_teardown().await;
             log::info!(
                 "{}: {} failed; cancelling its siblings",
                 self.actor.uid(),

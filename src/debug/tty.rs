@@ -90,6 +90,13 @@ pub fn install(runtime: Runtime) -> Runtime {
     crate::actor::error::register_namer(super::pause::error_name);
     runtime
         .on_crash(super::pause::crash_hook())
+        .before_teardown(std::sync::Arc::new(|actor: Actor| {
+            Box::pin(async move {
+                if maybe_wait_for_debugger(&actor).await {
+                    log::info!("{}: waited for the debugger before teardown", actor.uid());
+                }
+            })
+        }))
         .handler(
             LOCK_HANDLER,
             &PldSpec::LOCK,

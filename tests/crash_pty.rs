@@ -1,0 +1,69 @@
+//! Crash REPLs through a real pseudo-terminal: scenarios 3 and 5.
+
+mod common;
+
+use common::pty::{assert_before, Pty};
+use smol_devx::debug::repl::CRASH_MSG;
+
+/// Runtime crates that `bt` must not show.
+const RUNTIME: [&str; 4] = ["async_task::", "async_executor::", "smol::", "smol_devx::"];
+
+#[test]
+fn scenario_3_root_actor_error() {
+    let mut pty = Pty::spawn("root_actor_error", &[]);
+    let before = pty.expect_prompt();
+    assert_before(
+        &before,
+        &[
+            CRASH_MSG,
+            "('root', '",
+            "AssertionError",
+            "assertion failed: assert 0",
+        ],
+    );
+    pty.send_line("bt");
+    let bt = pty.expect_prompt();
+    assert!(bt.contains("root_actor_error::main"), "{bt}");
+    for runtime in RUNTIME {
+        let shown = bt
+            .lines()
+            .filter(|l| !l.contains("hidden"))
+            .any(|l| l.trim_start().starts_with(runtime));
+        assert!(!shown, "{runtime} frame shown:\n{bt}");
+    }
+    pty.send_line("q");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(rest.contains("assertion failed: assert 0"), "{rest}");
+}
+
+#[test]
+fn scenario_5_subactor_error_climbs_to_the_root() {
+    let mut pty = Pty::spawn("subactor_error", &[]);
+    let first = pty.expect_prompt();
+    assert_before(
+        &first,
+        &[
+            CRASH_MSG,
+            "('name_error', '",
+            "NameError",
+            "name 'doggypants' is not defined",
+        ],
+    );
+    assert!(!first.contains("('root', '"), "{first}");
+    pty.send_line("c");
+    let second = pty.expect_prompt();
+    assert_before(
+        &second,
+        &[
+            CRASH_MSG,
+            "('root', '",
+            "RemoteActorError: ('name_error', '",
+            "raised NameError",
+        ],
+    );
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(rest.contains("RemoteActorError: ('name_error'"), "{rest}");
+}
