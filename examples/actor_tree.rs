@@ -2,7 +2,8 @@
 //! errors climbing nested nurseries, one-cancels-all, daemons.
 //!
 //! `cargo run --example actor_tree -- <scenario>` with one of:
-//! `return`, `nested_error`, `one_cancels_all`, `stubborn`, `daemon`, `debug_modes`,
+//! `return`, `nested_error`, `one_cancels_all`, `stubborn`, `panic`, `daemon`,
+//! `debug_modes`,
 //! `tree_forever` and `tree_stuck` (until killed), `serve` (until stdin
 //! closes). The multi-process tests in `tests/actor_tree.rs` drive it.
 
@@ -62,6 +63,11 @@ async fn spawn_until(actor: Actor, depth: u32) -> Res<()> {
 async fn sleep_forever(actor: Actor, _: ()) -> Res<()> {
     hello(&actor);
     smol::future::pending().await
+}
+
+async fn panicker(actor: Actor, _: ()) -> Res<()> {
+    hello(&actor);
+    panic!("the panicker panicked");
 }
 
 /// Blocks its thread: a cancel message can never be acted on.
@@ -181,6 +187,16 @@ async fn root(actor: Actor, scenario: String) -> Res<()> {
         "stubborn" => {
             siblings_of_a_failure(&mut nursery, [ActorSpec::new("block_forever")]).await?
         }
+        "panic" => {
+            nursery
+                .run_in_actor(ActorSpec::new("panicker"), &())
+                .await?;
+            let err = nursery.join().await.expect_err("panicker panics");
+            println!(
+                "joined with {} from {}: {}",
+                err.type_name, err.src_uid.name, err.message
+            );
+        }
         "daemon" => {
             let daemon = nursery
                 .start_actor(ActorSpec::new("serve_forever").name("echo_daemon"), &())
@@ -271,6 +287,7 @@ fn main() -> std::process::ExitCode {
         .entry("sleeper_with_child", sleeper_with_child)
         .entry("fail_after", fail_after)
         .entry("block_forever", block_forever)
+        .entry("panicker", panicker)
         .entry("serve_forever", serve_forever)
         .entry("report_debug", report_debug)
         .handler("echo", &PldSpec::ANY, echo)

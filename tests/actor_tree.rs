@@ -176,3 +176,26 @@ fn children_share_the_root_process_group_and_ignore_sigint() {
     assert!(status.success(), "{lines:#?}");
     assert_reaped(&actor_pids(&lines));
 }
+
+#[test]
+fn a_panic_reaches_the_parent_with_its_message_and_location() {
+    let root = Running::start("actor_tree", &["panic"], &[]);
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("joined with panic from panicker: the panicker panicked (at examples/actor_tree.rs:"))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/actor_tree.rs"
+    ))
+    .unwrap();
+    let n = source
+        .lines()
+        .position(|l| l.contains("panic!(\"the panicker panicked\")"))
+        .unwrap()
+        + 1;
+    assert!(line.contains(&format!("actor_tree.rs:{n}:")), "{line}");
+    assert_reaped(&actor_pids(&lines));
+}

@@ -389,6 +389,7 @@ impl Runtime {
         Fut: Future<Output = Result<(), E>>,
         E: std::error::Error + Send + Sync + 'static,
     {
+        error::capture_panics();
         if let Ok(entry) = std::env::var(env::ENTRY) {
             self.run_sub(entry)
         }
