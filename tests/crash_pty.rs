@@ -67,3 +67,52 @@ fn scenario_5_subactor_error_climbs_to_the_root() {
     assert_ne!(code, 0, "{rest}");
     assert!(rest.contains("RemoteActorError: ('name_error'"), "{rest}");
 }
+
+/// The line of `examples/sync_crash_handler.rs` holding `needle`.
+fn line_of(needle: &str) -> usize {
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/sync_crash_handler.rs"
+    ))
+    .unwrap();
+    source.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn scenario_15_crash_handler_on_a_panic_then_the_same_panic() {
+    let mut pty = Pty::spawn_with_args("sync_crash_handler", &["panic"], &[]);
+    let before = pty.expect_prompt();
+    let at = format!(
+        "(at examples/sync_crash_handler.rs:{}:",
+        line_of("empty[3]")
+    );
+    assert_before(
+        &before,
+        &[
+            CRASH_MSG,
+            "('sync_crash_handler', '",
+            "raised panic: index out of bounds",
+            &at,
+        ],
+    );
+    pty.send_line("q");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 101, "the original panic: {rest}");
+}
+
+#[test]
+fn scenario_15_crash_handler_on_an_error_then_the_same_error() {
+    let mut pty = Pty::spawn_with_args("sync_crash_handler", &["error"], &[]);
+    let before = pty.expect_prompt();
+    assert_before(
+        &before,
+        &[
+            CRASH_MSG,
+            "raised ParseError: cannot parse \"forty-two\" as a number",
+        ],
+    );
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 1, "{rest}");
+    assert!(rest.contains("ParseError(\"forty-two\")"), "{rest}");
+}

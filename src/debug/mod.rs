@@ -8,6 +8,7 @@
 //!   own IPC can implement instead; [`tty::acquire_debug_lock`] and
 //!   [`tty::maybe_wait_for_debugger`].
 
+pub mod crash;
 pub mod lock;
 pub mod pause;
 pub mod repl;

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::lock::Lock;
-use super::repl::{self, EnvScript, Kind, LineSource, Location, Outcome, Plain, Session, Terminal};
+use super::repl::{self, Kind, Location, Outcome, Session};
 use super::status::DebugStatus;
 use super::tty::lock_queue;
 use super::DebugError;
@@ -282,20 +282,9 @@ async fn run_repl(actor: &Actor, mut session: Session) -> Result<Outcome, DebugE
     session.waiting = waiting;
     // The REPL blocks on its input: off the executor, so the actor keeps
     // serving its dialogs meanwhile.
-    smol::unblock(move || {
-        use std::io::IsTerminal;
-        let mut out = std::io::stdout();
-        let mut input: Box<dyn LineSource> = if EnvScript::active() {
-            Box::new(EnvScript)
-        } else if std::io::stdin().is_terminal() {
-            Box::new(Terminal)
-        } else {
-            Box::new(Plain(std::io::stdin().lock()))
-        };
-        repl::run(&session, input.as_mut(), &mut out)
-    })
-    .await
-    .map_err(|e| DebugError::Request(format!("REPL I/O: {e}")))
+    smol::unblock(move || repl::run_on_stdio(&session))
+        .await
+        .map_err(|e| DebugError::Request(format!("REPL I/O: {e}")))
 }
 
 #[cfg(test)]

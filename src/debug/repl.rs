@@ -369,6 +369,21 @@ pub fn run(
     }
 }
 
+/// Runs a session on this process's terminal: the script of
+/// `SMOL_DEVX_REPL_SCRIPT` when set, the line editor when stdin is a
+/// terminal, plain lines otherwise. Blocks on input.
+pub fn run_on_stdio(session: &Session) -> io::Result<Outcome> {
+    use std::io::IsTerminal;
+    let mut input: Box<dyn LineSource> = if EnvScript::active() {
+        Box::new(EnvScript)
+    } else if io::stdin().is_terminal() {
+        Box::new(Terminal)
+    } else {
+        Box::new(Plain(io::stdin().lock()))
+    };
+    run(session, input.as_mut(), &mut io::stdout())
+}
+
 struct Frame<'a> {
     function: &'a str,
     at: Option<&'a str>,

@@ -41,8 +41,13 @@ fn plain(bytes: &[u8]) -> String {
 impl Pty {
     /// Starts `example` (built first) with `env` on a new terminal.
     pub fn spawn(example: &str, env: &[(&str, &str)]) -> Pty {
+        Self::spawn_with_args(example, &[], env)
+    }
+
+    /// Starts `example` with `args` and `env` on a new terminal.
+    pub fn spawn_with_args(example: &str, args: &[&str], env: &[(&str, &str)]) -> Pty {
         let mut cmd = Command::new(super::example(example));
-        cmd.envs(env.iter().copied());
+        cmd.args(args).envs(env.iter().copied());
         let mut session = Session::spawn(cmd).expect("spawn on a pty");
         session.set_expect_timeout(Some(Duration::from_secs(30)));
         Pty { session }

@@ -1,0 +1,167 @@
+//! `crash_handler`: a crash REPL for plain synchronous code with no actor
+//! runtime (a CLI's `main`, a command handler). A standalone process owns
+//! its terminal, so no tree lock is taken.
+//!
+//! ```no_run
+//! use smol_devx::debug::crash::crash_handler;
+//!
+//! fn main() -> Result<(), std::io::Error> {
+//!     // On an `Err` or a panic: a crash REPL, then the same failure.
+//!     crash_handler(|| std::fs::read_to_string("/nope").map(drop))
+//! }
+//! ```
+
+use std::any::Any;
+use std::backtrace::Backtrace;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+
+use super::repl::{self, Kind, Session};
+use crate::actor::error::{box_panic, capture_panics};
+use crate::msg::{ActorUid, RemoteError};
+
+/// Which errors skip the REPL.
+pub type ErrorFilter = fn(&(dyn std::error::Error + 'static)) -> bool;
+
+/// Options of [`crash_handler`]: errors to pass through without a REPL,
+/// and whether to hand the failure back after the REPL.
+#[derive(Clone, Copy)]
+pub struct CrashHandler {
+    ignore: Option<ErrorFilter>,
+    reraise: bool,
+}
+
+impl Default for CrashHandler {
+    fn default() -> Self {
+        Self {
+            ignore: None,
+            reraise: true,
+        }
+    }
+}
+
+impl CrashHandler {
+    /// Re-raises after the REPL, ignores nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Errors for which `filter` says true skip the REPL (they are still
+    /// returned).
+    pub fn ignore(mut self, filter: ErrorFilter) -> Self {
+        self.ignore = Some(filter);
+        self
+    }
+
+    /// Whether the failure is handed back after the REPL (the default):
+    /// the error returned, the panic resumed. Without, the failure ends
+    /// at the REPL and [`CrashHandler::run`] returns `Ok(None)`.
+    pub fn reraise(mut self, reraise: bool) -> Self {
+        self.reraise = reraise;
+        self
+    }
+
+    /// Runs `f`; on an `Err` or a panic, opens the crash REPL first.
+    pub fn run<T, E>(self, f: impl FnOnce() -> Result<T, E>) -> Result<Option<T>, E>
+    where
+        E: std::error::Error + 'static,
+    {
+        capture_panics();
+        let here = process_uid();
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(Ok(value)) => Ok(Some(value)),
+            Ok(Err(err)) => {
+                if !self.ignore.is_some_and(|skip| skip(&err)) {
+                    let boxed = RemoteError::from_error(&err, here)
+                        .with_backtrace(Backtrace::force_capture().to_string());
+                    open(&boxed);
+                }
+                if self.reraise {
+                    Err(err)
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(payload) => {
+                let message = panic_message(&*payload);
+                open(&box_panic(Box::new(message), &here));
+                if self.reraise {
+                    resume_unwind(payload)
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Runs `f` under the default [`CrashHandler`]: on an `Err` or a panic,
+/// a crash REPL, then the same failure (exit codes stay honest).
+pub fn crash_handler<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+where
+    E: std::error::Error + 'static,
+{
+    CrashHandler::new()
+        .run(f)
+        .map(|value| value.expect("a default CrashHandler re-raises every failure"))
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".into())
+}
+
+/// A standalone process's name in headers: its executable and pid.
+fn process_uid() -> ActorUid {
+    let name = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "process".into());
+    ActorUid::new(name, std::process::id().to_string())
+}
+
+fn open(err: &RemoteError) {
+    let session = Session {
+        kind: Kind::Crash,
+        actor: err.src_uid.clone(),
+        location: None,
+        values: Vec::new(),
+        error: err.to_string().lines().map(str::to_owned).collect(),
+        backtrace: err.backtrace.clone(),
+        waiting: Vec::new(),
+        lock_state: "no tree lock: a standalone process owns its terminal".into(),
+    };
+    if let Err(e) = repl::run_on_stdio(&session) {
+        log::warn!("crash REPL failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_passes_through_and_ignored_errors_skip_the_repl() {
+        assert_eq!(
+            CrashHandler::new()
+                .run(|| Ok::<_, std::io::Error>(7))
+                .unwrap(),
+            Some(7)
+        );
+        let not_found = || Err::<(), _>(std::io::Error::from(std::io::ErrorKind::NotFound));
+        let skip_all: ErrorFilter = |_| true;
+        // Ignored and re-raised: the error comes back, no REPL in between.
+        let err = CrashHandler::new()
+            .ignore(skip_all)
+            .run(not_found)
+            .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        // Ignored and not re-raised: swallowed.
+        let swallowed = CrashHandler::new()
+            .ignore(skip_all)
+            .reraise(false)
+            .run(not_found);
+        assert!(matches!(swallowed, Ok(None)));
+    }
+}
