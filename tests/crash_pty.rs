@@ -116,3 +116,21 @@ fn scenario_15_crash_handler_on_an_error_then_the_same_error() {
     assert_eq!(code, 1, "{rest}");
     assert!(rest.contains("ParseError(\"forty-two\")"), "{rest}");
 }
+
+#[test]
+fn scenario_12_only_the_debugged_actor_opens_a_repl() {
+    let mut pty = Pty::spawn("per_actor_debug", &[]);
+    let before = pty.expect_prompt();
+    assert_before(
+        &before,
+        &[CRASH_MSG, "('debugged_boi', '", "debugged_boi gave up"],
+    );
+    // crash_boi fails meanwhile; the root waits for the REPL to end.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(!rest.contains(CRASH_MSG), "a second crash REPL:\n{rest}");
+    assert!(rest.contains("RemoteActorError: ('crash_boi', '"), "{rest}");
+    assert!(rest.contains("crash_boi gave up"), "{rest}");
+}

@@ -237,14 +237,11 @@ impl Actor {
         hook(self.clone(), boxed()).await;
     }
 
-    /// Awaits the teardown hook, in debug mode.
-    pub(crate) async fn before_teardown(&self) {
-        if let Some(hook) = self
-            .inner
-            .teardown_hook
-            .clone()
-            .filter(|_| self.debug_mode())
-        {
+    /// Awaits the teardown hook, when this actor or one of the children
+    /// being torn down runs in debug mode.
+    pub(crate) async fn before_teardown(&self, child_in_debug: bool) {
+        let wanted = self.debug_mode() || child_in_debug;
+        if let Some(hook) = self.inner.teardown_hook.clone().filter(|_| wanted) {
             hook(self.clone()).await;
         }
     }
@@ -315,8 +312,9 @@ impl Runtime {
         self
     }
 
-    /// Awaits `hook`, in debug mode, before a failure makes a nursery
-    /// cancel the failed child's siblings.
+    /// Awaits `hook` before a failure makes a nursery cancel the failed
+    /// child's siblings, when the actor or one of those children runs in
+    /// debug mode.
     pub fn before_teardown(mut self, hook: TeardownHook) -> Self {
         self.teardown_hook = Some(hook);
         self

@@ -100,6 +100,7 @@ struct Child {
     chan: Channel,
     main_cid: Cid,
     daemon: bool,
+    debug_mode: bool,
     exited: Arc<OnceCell<Option<ExitStatus>>>,
     result: Option<Result<Pld, RemoteError>>,
 }
@@ -216,6 +217,7 @@ impl Nursery {
         let uuid = new_uuid().map_err(|e| self.fail("make a uuid", e))?;
         let uid = ActorUid::new(spec.name.clone(), uuid.clone());
         let inner = &self.actor.inner;
+        let debug_mode = spec.debug_mode.unwrap_or(inner.debug_mode);
         let (connected_tx, connected_rx) = smol::channel::bounded(1);
         inner
             .pending_spawns
@@ -231,14 +233,7 @@ impl Nursery {
             .env(env::PARENT, inner.addr.to_string())
             .env(env::ROOT, inner.root_addr.to_string())
             .env(env::TOKEN, &inner.token)
-            .env(
-                env::DEBUG,
-                if spec.debug_mode.unwrap_or(inner.debug_mode) {
-                    "1"
-                } else {
-                    "0"
-                },
-            )
+            .env(env::DEBUG, if debug_mode { "1" } else { "0" })
             .env(
                 env::TRANSPORT,
                 match inner.transport {
@@ -298,6 +293,7 @@ impl Nursery {
         .detach();
         log::debug!("{} spawned {uid} (pid {pid})", self.actor.uid());
         self.children.push(Child {
+            debug_mode,
             uid,
             pid,
             chan,
@@ -331,7 +327,8 @@ impl Nursery {
         }
         if let Some(e) = &first_error {
             // Do not tear down a tree whose terminal someone holds.
-            self.actor.before_teardown().await;
+            let debugged = self.children.iter().any(|c| c.debug_mode);
+            self.actor.before_teardown(debugged).await;
             log::info!(
                 "{}: {} failed; cancelling its siblings",
                 self.actor.uid(),
