@@ -134,3 +134,40 @@ fn scenario_12_only_the_debugged_actor_opens_a_repl() {
     assert!(rest.contains("RemoteActorError: ('crash_boi', '"), "{rest}");
     assert!(rest.contains("crash_boi gave up"), "{rest}");
 }
+
+#[test]
+fn scenario_13_post_mortem_on_demand_and_automatic_in_order() {
+    let mut pty = Pty::spawn("pm_in_subactor", &[]);
+    let expected: [&[&str]; 4] = [
+        // The child's own post_mortem, then its automatic crash REPL.
+        &[
+            CRASH_MSG,
+            "('name_error', '",
+            "raised NameError: name 'doggypants'",
+        ],
+        &[
+            CRASH_MSG,
+            "('name_error', '",
+            "raised NameError: name 'doggypants'",
+        ],
+        // The root's post_mortem on the boxed error, then its own.
+        &[
+            CRASH_MSG,
+            "('root', '",
+            "RemoteActorError: ('name_error', '",
+        ],
+        &[
+            CRASH_MSG,
+            "('root', '",
+            "RemoteActorError: ('name_error', '",
+        ],
+    ];
+    for parts in expected {
+        let before = pty.expect_prompt();
+        assert_before(&before, parts);
+        pty.send_line("c");
+    }
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(!rest.contains(CRASH_MSG), "a fifth REPL:\n{rest}");
+}

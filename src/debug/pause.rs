@@ -261,7 +261,7 @@ pub async fn post_mortem(actor: &Actor, err: &RemoteError) -> Result<(), PauseEr
 pub(crate) fn crash_hook() -> crate::actor::CrashHook {
     std::sync::Arc::new(|actor: Actor, err: RemoteError| {
         Box::pin(async move {
-            if err.type_name == "Quit" && err.src_uid == *actor.uid() {
+            if !wants_crash_repl(actor.uid(), &err) {
                 return;
             }
             if let Err(e) = post_mortem(&actor, &err).await {
@@ -269,6 +269,37 @@ pub(crate) fn crash_hook() -> crate::actor::CrashHook {
             }
         })
     })
+}
+
+/// Errors for which the runtime opens no crash REPL.
+static SKIP: std::sync::Mutex<Option<fn(&RemoteError) -> bool>> = std::sync::Mutex::new(None);
+
+/// Makes the runtime skip the crash REPL for the errors `filter` picks
+/// (they still go up the tree). Set it in `main`, before
+/// [`Runtime::run`](crate::actor::Runtime::run): subactors run the same
+/// `main`, so the whole tree gets it.
+///
+/// ```no_run
+/// smol_devx::debug::pause::skip_crash_repl_for(|err| err.type_name == "TimedOut");
+/// ```
+pub fn skip_crash_repl_for(filter: fn(&RemoteError) -> bool) {
+    *SKIP.lock().unwrap_or_else(|e| e.into_inner()) = Some(filter);
+}
+
+/// Whether a failure of `here` gets a crash REPL: not an actor's own quit
+/// (the user just left a REPL there), not what the filter skips.
+fn wants_crash_repl(here: &ActorUid, err: &RemoteError) -> bool {
+    let own_quit = err.type_name == "Quit" && err.src_uid == *here;
+    let skipped = SKIP
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_some_and(|skip| skip(err));
+    !own_quit && !skipped
+}
+
+/// [`post_mortem`] from a plain thread of an actor.
+pub fn post_mortem_blocking(actor: &Actor, err: &RemoteError) -> Result<(), PauseError> {
+    smol::block_on(post_mortem(actor, err))
 }
 
 async fn run_repl(actor: &Actor, mut session: Session) -> Result<Outcome, DebugError> {
@@ -306,5 +337,22 @@ mod tests {
             .starts_with("quit from the REPL in ('breakpoint_forever'"));
         let refused = PauseError::Refused(DebugError::Cancelled);
         assert_eq!(box_error(refused, &here).type_name, "PauseError");
+    }
+
+    #[test]
+    fn crash_repls_skip_an_own_quit_and_filtered_errors() {
+        let (child, root) = (ActorUid::new("child", "c"), ActorUid::new("root", "r"));
+        let quit = RemoteError::new("Quit", "quit", child.clone());
+        assert!(!wants_crash_repl(&child, &quit), "its own quit");
+        assert!(wants_crash_repl(&root, &quit), "a child's quit, boxed");
+        let timeout = RemoteError::new("TimedOut", "slow", child.clone());
+        assert!(wants_crash_repl(&child, &timeout));
+        skip_crash_repl_for(|err| err.type_name == "TimedOut");
+        assert!(!wants_crash_repl(&child, &timeout));
+        assert!(wants_crash_repl(
+            &child,
+            &RemoteError::new("NameError", "x", child.clone())
+        ));
+        *SKIP.lock().unwrap() = None;
     }
 }
