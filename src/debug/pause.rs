@@ -271,8 +271,10 @@ pub(crate) fn crash_hook() -> crate::actor::CrashHook {
     })
 }
 
-/// Errors for which the runtime opens no crash REPL.
-static SKIP: std::sync::Mutex<Option<fn(&RemoteError) -> bool>> = std::sync::Mutex::new(None);
+/// Picks the errors for which the runtime opens no crash REPL.
+pub type CrashFilter = fn(&RemoteError) -> bool;
+
+static SKIP: std::sync::Mutex<Option<CrashFilter>> = std::sync::Mutex::new(None);
 
 /// Makes the runtime skip the crash REPL for the errors `filter` picks
 /// (they still go up the tree). Set it in `main`, before
@@ -282,7 +284,7 @@ static SKIP: std::sync::Mutex<Option<fn(&RemoteError) -> bool>> = std::sync::Mut
 /// ```no_run
 /// smol_devx::debug::pause::skip_crash_repl_for(|err| err.type_name == "TimedOut");
 /// ```
-pub fn skip_crash_repl_for(filter: fn(&RemoteError) -> bool) {
+pub fn skip_crash_repl_for(filter: CrashFilter) {
     *SKIP.lock().unwrap_or_else(|e| e.into_inner()) = Some(filter);
 }
 
