@@ -171,3 +171,34 @@ fn scenario_13_post_mortem_on_demand_and_automatic_in_order() {
     assert_ne!(code, 0, "{rest}");
     assert!(!rest.contains(CRASH_MSG), "a fifth REPL:\n{rest}");
 }
+
+#[test]
+fn scenario_9_a_crash_header_at_every_level_innermost_first() {
+    let mut pty = Pty::spawn("multi_nested_subactors_error_up_through_nurseries", &[]);
+    let levels = [
+        "name_error",
+        "spawn_until_0",
+        "spawn_until_1",
+        "spawner0",
+        "root",
+    ];
+    for (i, level) in levels.iter().enumerate() {
+        let before = pty.expect_prompt();
+        assert_before(
+            &before,
+            &[CRASH_MSG, &format!("('{level}', '"), "raised NameError"],
+        );
+        if i > 0 {
+            // Boxed on the way up, it still names where it started, and
+            // every hop it came through.
+            assert_before(&before, &["RemoteActorError: ('name_error', '"]);
+            for hop in &levels[1..i] {
+                assert_before(&before, &[&format!("('{hop}', '")]);
+            }
+        }
+        pty.send_line("c");
+    }
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(!rest.contains(CRASH_MSG), "a sixth REPL:\n{rest}");
+}

@@ -1,0 +1,53 @@
+//! Scenario 9: an error three nurseries down climbs to the root. Each
+//! actor on the way opens its crash REPL on it, innermost first, and
+//! each boxed error still names its source, `name_error`.
+//!
+//! `cargo run --example multi_nested_subactors_error_up_through_nurseries`,
+//! then `c` at each of the five prompts.
+
+use std::fmt;
+
+use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::debug::tty::install;
+use smol_devx::msg::RemoteError;
+
+#[derive(Debug)]
+struct NameError(&'static str);
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "name '{}' is not defined", self.0)
+    }
+}
+
+impl std::error::Error for NameError {}
+
+async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
+    Err(NameError("doggypants"))
+}
+
+/// Spawns the next level, or `name_error` at depth 0.
+async fn spawn_until(actor: Actor, depth: u32) -> Result<(), RemoteError> {
+    let mut nursery = Nursery::new(&actor);
+    if depth == 0 {
+        nursery.run_in_actor(ActorSpec::new("name_error"), &()).await?;
+    } else {
+        let next = ActorSpec::new("spawn_until").name(&format!("spawn_until_{}", depth - 1));
+        nursery.run_in_actor(next, &(depth - 1)).await?;
+    }
+    nursery.join().await
+}
+
+fn main() -> std::process::ExitCode {
+    smol_devx::log::init();
+    install(Runtime::new().debug_mode(true))
+        .entry("name_error", name_error)
+        .entry("spawn_until", spawn_until)
+        .run(|root| async move {
+            let mut nursery = Nursery::new(&root);
+            let spawner = ActorSpec::new("spawn_until").name("spawner0");
+            nursery.run_in_actor(spawner, &2u32).await?;
+            nursery.join().await?;
+            Ok::<_, RemoteError>(())
+        })
+}
