@@ -30,7 +30,9 @@ async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
 async fn spawn_until(actor: Actor, depth: u32) -> Result<(), RemoteError> {
     let mut nursery = Nursery::new(&actor);
     if depth == 0 {
-        nursery.run_in_actor(ActorSpec::new("name_error"), &()).await?;
+        nursery
+            .run_in_actor(ActorSpec::new("name_error"), &())
+            .await?;
     } else {
         let next = ActorSpec::new("spawn_until").name(&format!("spawn_until_{}", depth - 1));
         nursery.run_in_actor(next, &(depth - 1)).await?;

@@ -202,3 +202,19 @@ fn scenario_9_a_crash_header_at_every_level_innermost_first() {
     assert_ne!(code, 0, "{rest}");
     assert!(!rest.contains(CRASH_MSG), "a sixth REPL:\n{rest}");
 }
+
+#[test]
+fn scenario_11_a_fast_error_in_the_root_waits_for_no_one() {
+    let mut pty = Pty::spawn("fast_error_in_root_after_spawn", &[]);
+    let before = pty.expect_prompt();
+    assert_before(&before, &[CRASH_MSG, "('root', '", "raised AssertionError"]);
+    let child: u32 = before
+        .lines()
+        .find_map(|l| l.strip_prefix("sleep_forever pid "))
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no child pid in:\n{before}"));
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    common::assert_reaped(&[child]);
+}

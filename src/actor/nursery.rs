@@ -422,11 +422,21 @@ fn kill(pid: u32, signal: rustix::process::Signal) {
 }
 
 impl Drop for Nursery {
+    // No await here: kill, then reap at once (a SIGKILLed process exits
+    // immediately), so that no zombie is left if this process ends next.
+    // When the reaper task got there first, waitpid just says so.
     fn drop(&mut self) {
         for child in &self.children {
             if child.exited.get().is_none() {
                 log::warn!("nursery dropped with {} alive: SIGKILL", child.uid);
                 kill(child.pid, rustix::process::Signal::KILL);
+                if let Some(pid) = i32::try_from(child.pid)
+                    .ok()
+                    .and_then(rustix::process::Pid::from_raw)
+                {
+                    let _ =
+                        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+                }
             }
         }
     }
