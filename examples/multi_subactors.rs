@@ -1,20 +1,33 @@
-//! The main demo: three subactors of one root share one terminal. Each
-//! pauses; the tree lock hands the terminal to one at a time, in request
-//! order, and each REPL's header says who waits.
+//! The main demo (scenario 6): three subactors of one root share one
+//! terminal. `breakpoint_forever` pauses in a loop, `name_error` crashes,
+//! `spawn_error` spawns `name_error_1`, which crashes too. The tree lock
+//! hands the terminal to one actor at a time, in request order; each
+//! header says who waits.
 //!
 //! `cargo run --example multi_subactors`, then at each `(devx)` prompt:
-//! `c` hands the terminal on, `p round` shows a captured value, `bt` the
-//! backtrace, `lock` the lock's state. `breakpoint_forever` pauses
-//! forever: `q` there ends the demo (its parent, the root, reports the
-//! quit and cancels the rest).
-//!
-//! Scenario 6 of SCENARIOS.md also has crashing children (`name_error`,
-//! `spawn_error`); they join this demo with crash handling.
+//! `c` hands the terminal on; `p round`, `bt`, `l` or `lock` look around.
+//! Crash REPLs come first from the actors that failed, innermost first.
+//! The root waits for the debugger before it tears anything down, so
+//! once both crashes were shown, `q` in `breakpoint_forever` lets the
+//! root open its own crash REPL on the first failure; `c` there ends it.
+
+use std::fmt;
 
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::pause::PauseError;
 use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
+
+#[derive(Debug)]
+struct NameError(&'static str);
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "name '{}' is not defined", self.0)
+    }
+}
+
+impl std::error::Error for NameError {}
 
 async fn breakpoint_forever(_actor: Actor, _: ()) -> Result<(), PauseError> {
     for round in 0u32.. {
@@ -23,27 +36,27 @@ async fn breakpoint_forever(_actor: Actor, _: ()) -> Result<(), PauseError> {
     Ok(())
 }
 
-async fn pause_twice(_actor: Actor, _: ()) -> Result<(), PauseError> {
-    for round in 0u32..2 {
-        smol_devx::pause!(round).await?;
-    }
-    Ok(())
+async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
+    Err(NameError("doggypants"))
+}
+
+async fn spawn_error(actor: Actor, _: ()) -> Result<(), RemoteError> {
+    let mut nursery = Nursery::new(&actor);
+    let child = ActorSpec::new("name_error").name("name_error_1");
+    nursery.run_in_actor(child, &()).await?;
+    nursery.join().await
 }
 
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();
     install(Runtime::new().debug_mode(true))
         .entry("breakpoint_forever", breakpoint_forever)
-        .entry("pause_twice", pause_twice)
+        .entry("name_error", name_error)
+        .entry("spawn_error", spawn_error)
         .run(|root| async move {
             let mut nursery = Nursery::new(&root);
-            nursery
-                .run_in_actor(ActorSpec::new("breakpoint_forever"), &())
-                .await?;
-            for name in ["pauser_a", "pauser_b"] {
-                nursery
-                    .run_in_actor(ActorSpec::new("pause_twice").name(name), &())
-                    .await?;
+            for entry in ["breakpoint_forever", "name_error", "spawn_error"] {
+                nursery.run_in_actor(ActorSpec::new(entry), &()).await?;
             }
             nursery.join().await?;
             Ok::<_, RemoteError>(())

@@ -111,73 +111,81 @@ fn scenario_19_gdb_hand_off() {
     assert!(rest.contains("after the pause"), "{rest}");
 }
 
-/// The children of `multi_subactors`.
-const CHILDREN: [&str; 3] = ["breakpoint_forever", "pauser_a", "pauser_b"];
+/// The actors of `multi_subactors`.
+const ACTORS: [&str; 5] = [
+    "breakpoint_forever",
+    "name_error_1",
+    "name_error",
+    "spawn_error",
+    "root",
+];
 
-/// The actor named in a prompt's header.
-fn holder(before: &str) -> &'static str {
-    CHILDREN
-        .into_iter()
-        .find(|c| before.contains(&format!("{PAUSE_MSG} ('{c}', '")))
-        .unwrap_or_else(|| panic!("no child's header in:\n{before}"))
+/// Which actor's REPL a prompt belongs to, and whether it is a crash.
+fn holder(before: &str) -> (&'static str, bool) {
+    for actor in ACTORS {
+        for (msg, crash) in [(PAUSE_MSG, false), (CRASH_MSG, true)] {
+            if before.contains(&format!("{msg} ('{actor}', '")) {
+                return (actor, crash);
+            }
+        }
+    }
+    panic!("no actor's header in:\n{before}")
 }
 
-/// Scenario 20, and the README's main demo: prompts never interleave,
-/// each `c` hands the terminal to the next waiter, and each header says
-/// how many actors wait and which.
+/// Scenario 6, the README's main demo, and scenario 20 (queue banner):
+/// prompts never interleave, each `c` hands the terminal on, both crashes
+/// are shown before the root's final crash REPL, and everything exits.
 #[test]
-fn scenario_20_queue_banner_in_the_main_demo() {
+fn scenario_6_and_20_the_main_demo() {
     let mut pty = Pty::spawn("multi_subactors", &[]);
-    let first = holder(&pty.expect_prompt());
-    // Let every child reach its pause and queue behind the first.
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    pty.send_line("c");
-    let before = pty.expect_prompt();
-    let second = holder(&before);
-    let banner = before
-        .lines()
-        .find(|l| l.contains("waiting for the terminal: "))
-        .unwrap_or_else(|| panic!("no queue banner in:\n{before}"));
-    // "N actor(s) waiting for the terminal: a, b"
-    let (count, names) = banner.split_once(" waiting for the terminal: ").unwrap();
-    let count: usize = count.split_whitespace().next().unwrap().parse().unwrap();
-    let names: Vec<&str> = names.trim().split(", ").collect();
-    assert_eq!(count, names.len(), "{banner}");
-    // Everyone but the holder waits: the third child, and the first one
-    // (if it pauses again).
-    assert!(!names.contains(&second), "{banner}");
-    let third = CHILDREN
-        .into_iter()
-        .find(|c| *c != first && *c != second)
-        .unwrap();
-    assert!(names.contains(&third), "{banner}");
-    // Hand on until breakpoint_forever holds, then quit there.
-    let mut before = before;
-    for _ in 0..10 {
-        if holder(&before) == "breakpoint_forever" {
+    let mut seen: Vec<(&str, bool)> = Vec::new();
+    let mut banners = 0;
+    for i in 0..300 {
+        let before = pty.expect_prompt();
+        if i == 0 {
+            // Let every actor reach the terminal's queue behind the first.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        // One header per prompt: nothing interleaved.
+        let headers = before.matches(PAUSE_MSG).count() + before.matches(CRASH_MSG).count();
+        assert_eq!(headers, 1, "{before}");
+        if let Some(banner) = before
+            .lines()
+            .find(|l| l.contains(" waiting for the terminal: "))
+        {
+            // "N actor(s) waiting for the terminal: a, b"
+            let (count, names) = banner.split_once(" waiting for the terminal: ").unwrap();
+            let count: usize = count.split_whitespace().next().unwrap().parse().unwrap();
+            assert_eq!(count, names.trim().split(", ").count(), "{banner}");
+            banners += 1;
+        }
+        let (actor, crash) = holder(&before);
+        seen.push((actor, crash));
+        let crashes_shown = ["name_error", "name_error_1"]
+            .iter()
+            .all(|c| seen.contains(&(c, true)));
+        if actor == "root" {
+            assert!(crash, "{before}");
+            pty.send_line("c");
             break;
         }
-        pty.send_line("c");
-        before = pty.expect_prompt();
-    }
-    assert_eq!(holder(&before), "breakpoint_forever");
-    pty.send_line("q");
-    // Pausers still queued get the terminal first (FIFO), then the root
-    // opens its crash REPL on the quit.
-    let mut before = pty.expect_prompt();
-    for _ in 0..10 {
-        if before.contains(CRASH_MSG) {
-            break;
+        if actor == "breakpoint_forever" && crashes_shown {
+            pty.send_line("q");
+        } else {
+            pty.send_line("c");
         }
-        pty.send_line("c");
-        before = pty.expect_prompt();
     }
-    assert_before(&before, &[CRASH_MSG, "('root', '", "raised Quit"]);
-    pty.send_line("c");
     let (rest, code) = pty.expect_exit();
     assert_ne!(code, 0, "{rest}");
+    assert!(banners > 0, "no queue banner in {seen:?}");
+    let at = |entry: (&str, bool)| seen.iter().position(|s| *s == entry);
+    let root = at(("root", true)).unwrap_or_else(|| panic!("no root crash REPL: {seen:?}"));
+    for crashed in ["name_error", "name_error_1", "spawn_error"] {
+        let shown = at((crashed, true)).unwrap_or_else(|| panic!("no {crashed} crash: {seen:?}"));
+        assert!(shown < root, "{seen:?}");
+    }
     assert!(
-        rest.contains("RemoteActorError: ('breakpoint_forever'"),
-        "{rest}"
+        at(("name_error_1", true)) < at(("spawn_error", true)),
+        "innermost first: {seen:?}"
     );
 }

@@ -401,15 +401,28 @@ pub async fn acquire_debug_lock(actor: &Actor, task: TaskUid) -> Result<TreeLock
     }
 }
 
-/// Root: waits until no actor holds or waits for the tree lock (before
-/// tearing the tree down). Returns whether anyone was in debug. Other
-/// actors return `false` at once.
+/// How long the lock must stay free after a debug session before the
+/// root tears the tree down: an actor that just left a REPL often has a
+/// parent about to open its own crash REPL (the error is on its way up).
+pub const DEBUG_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Root: waits until no actor holds or waits for the tree lock, and it
+/// stayed free for [`DEBUG_SETTLE`] (before tearing the tree down).
+/// Returns whether anyone was in debug. Returns `false` at once when no
+/// one was (children that never asked are never waited for), and in
+/// other actors.
 pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
-    if !actor.is_root() || !Lock::root().in_use() {
+    let lock = Lock::root();
+    if !actor.is_root() || !lock.in_use() {
         return false;
     }
-    Lock::root().wait_idle().await;
-    true
+    loop {
+        lock.wait_idle().await;
+        smol::Timer::after(DEBUG_SETTLE).await;
+        if !lock.in_use() {
+            return true;
+        }
+    }
 }
 
 /// Who holds the tree lock and who waits for it, oldest first, as the
