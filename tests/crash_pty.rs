@@ -218,3 +218,34 @@ fn scenario_11_a_fast_error_in_the_root_waits_for_no_one() {
     assert_ne!(code, 0, "{rest}");
     common::assert_reaped(&[child]);
 }
+
+#[test]
+fn scenario_8_the_root_waits_for_its_children_s_repls_before_teardown() {
+    let mut pty = Pty::spawn("multi_subactor_root_errors", &[]);
+    let mut seen = Vec::new();
+    loop {
+        let before = pty.expect_prompt();
+        let actor = ["name_error_1", "name_error", "spawn_error", "root"]
+            .into_iter()
+            .find(|a| before.contains(&format!("{CRASH_MSG} ('{a}', '")))
+            .unwrap_or_else(|| panic!("no crash header in:\n{before}"));
+        seen.push(actor);
+        pty.send_line("c");
+        if actor == "root" {
+            assert_before(&before, &["raised AssertionError: assert 0"]);
+            break;
+        }
+        assert!(seen.len() < 10, "{seen:?}");
+    }
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    // Every child's crash REPL came before the root's, none was cut.
+    let root = seen.iter().position(|a| *a == "root").unwrap();
+    for child in ["name_error", "name_error_1", "spawn_error"] {
+        let at = seen
+            .iter()
+            .position(|a| a == &child)
+            .unwrap_or_else(|| panic!("{child}: {seen:?}"));
+        assert!(at < root, "{seen:?}");
+    }
+}

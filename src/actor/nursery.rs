@@ -339,6 +339,23 @@ impl Nursery {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Tears the nursery down because its owner failed with `err`: waits
+    /// for the debugger first (when anyone involved runs in debug mode:
+    /// no child is killed in the middle of its REPL), then cancels every
+    /// child and reaps them all, and hands `err` back.
+    ///
+    /// ```no_run
+    /// # async fn f(mut nursery: smol_devx::actor::Nursery, e: std::io::Error) -> Result<(), std::io::Error> {
+    /// return Err(nursery.abort(e).await);
+    /// # }
+    /// ```
+    pub async fn abort<E>(&mut self, err: E) -> E {
+        let debugged = self.children.iter().any(|c| c.debug_mode);
+        self.actor.before_teardown(debugged).await;
+        self.stop_all().await;
+        err
+    }
+
     /// Cancels every child still running and reaps them all.
     pub async fn cancel(&mut self) {
         self.stop_all().await;
