@@ -5,26 +5,12 @@
 //! `cargo run --example multi_nested_subactors_error_up_through_nurseries`,
 //! then `c` at each of the five prompts.
 
-use std::fmt;
-
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
-#[derive(Debug)]
-struct NameError(&'static str);
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "name '{}' is not defined", self.0)
-    }
-}
-
-impl std::error::Error for NameError {}
-
-async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
-    Err(NameError("doggypants"))
-}
+mod common;
+use common::name_error;
 
 /// Spawns the next level, or `name_error` at depth 0.
 async fn spawn_until(actor: Actor, depth: u32) -> Result<(), RemoteError> {

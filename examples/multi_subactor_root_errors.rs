@@ -6,34 +6,14 @@
 //! `cargo run --example multi_subactor_root_errors`, then `c` at each
 //! prompt.
 
-use std::fmt;
 use std::time::Duration;
 
-use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::actor::{ActorSpec, Nursery, Runtime};
 use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
-#[derive(Debug)]
-struct NameError(&'static str);
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "name '{}' is not defined", self.0)
-    }
-}
-
-impl std::error::Error for NameError {}
-
-async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
-    Err(NameError("doggypants"))
-}
-
-async fn spawn_error(actor: Actor, _: ()) -> Result<(), RemoteError> {
-    let mut nursery = Nursery::new(&actor);
-    let child = ActorSpec::new("name_error").name("name_error_1");
-    nursery.run_in_actor(child, &()).await?;
-    nursery.join().await
-}
+mod common;
+use common::{name_error, spawn_error};
 
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();

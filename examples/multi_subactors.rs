@@ -11,40 +11,19 @@
 //! once both crashes were shown, `q` in `breakpoint_forever` lets the
 //! root open its own crash REPL on the first failure; `c` there ends it.
 
-use std::fmt;
-
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::pause::PauseError;
 use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
-#[derive(Debug)]
-struct NameError(&'static str);
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "name '{}' is not defined", self.0)
-    }
-}
-
-impl std::error::Error for NameError {}
+mod common;
+use common::{name_error, spawn_error};
 
 async fn breakpoint_forever(_actor: Actor, _: ()) -> Result<(), PauseError> {
     for round in 0u32.. {
         smol_devx::pause!(round).await?;
     }
     Ok(())
-}
-
-async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
-    Err(NameError("doggypants"))
-}
-
-async fn spawn_error(actor: Actor, _: ()) -> Result<(), RemoteError> {
-    let mut nursery = Nursery::new(&actor);
-    let child = ActorSpec::new("name_error").name("name_error_1");
-    nursery.run_in_actor(child, &()).await?;
-    nursery.join().await
 }
 
 fn main() -> std::process::ExitCode {

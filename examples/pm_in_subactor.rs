@@ -5,23 +5,13 @@
 //!
 //! `cargo run --example pm_in_subactor`, then `c` four times.
 
-use std::fmt;
-
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::pause::post_mortem;
 use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
-#[derive(Debug)]
-struct NameError(&'static str);
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "name '{}' is not defined", self.0)
-    }
-}
-
-impl std::error::Error for NameError {}
+mod common;
+use common::NameError;
 
 async fn name_error(actor: Actor, _: ()) -> Result<(), NameError> {
     let err = NameError("doggypants");

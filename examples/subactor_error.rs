@@ -5,26 +5,12 @@
 //!
 //! `cargo run --example subactor_error`, then `c`, `c`.
 
-use std::fmt;
-
-use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::actor::{ActorSpec, Nursery, Runtime};
 use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
-#[derive(Debug)]
-struct NameError(&'static str);
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "name '{}' is not defined", self.0)
-    }
-}
-
-impl std::error::Error for NameError {}
-
-async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
-    Err(NameError("doggypants"))
-}
+mod common;
+use common::name_error;
 
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();

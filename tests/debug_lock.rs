@@ -224,6 +224,20 @@ mod peers {
             );
         }
 
+        /// Releases its own lock on dialog `cid` and checks the root's
+        /// final `LockStatus { locked: false }`.
+        pub async fn release_own(&mut self, cid: u64) {
+            let uid = self.uid.clone();
+            self.release(cid, &uid, cid).await;
+            let msg = self.next().await;
+            let Some(Msg::Return { cid: got, pld }) = msg else {
+                panic!("{msg:?}")
+            };
+            assert_eq!(got, cid);
+            let status: LockMsg = decode_pld(&pld).unwrap();
+            assert!(matches!(status, LockMsg::LockStatus(s) if !s.locked && s.subactor_uid == uid));
+        }
+
         pub async fn release(&mut self, cid: u64, holder: &ActorUid, holder_cid: u64) {
             let release = LockMsg::LockRelease(LockRelease {
                 subactor_uid: holder.clone(),
@@ -269,11 +283,7 @@ fn a_payload_outside_the_lock_spec_frees_the_lock() {
         );
         assert!(rogue.next().await.is_none(), "the root hangs up");
         next.granted(1).await;
-        let uid = next.uid.clone();
-        next.release(1, &uid, 1).await;
-        let Some(Msg::Return { cid: 1, .. }) = next.next().await else {
-            panic!()
-        };
+        next.release_own(1).await;
     });
     let lines = stop(root);
     assert!(
@@ -303,12 +313,7 @@ fn a_release_from_an_actor_that_is_not_the_holder_releases_nothing() {
         third.request(1).await;
         smol::Timer::after(Duration::from_millis(100)).await;
         // The holder still holds: its own release is answered normally.
-        holder.release(1, &holder_uid, 1).await;
-        let Some(Msg::Return { cid: 1, pld }) = holder.next().await else {
-            panic!()
-        };
-        let status: smol_devx::msg::LockMsg = smol_devx::codec::decode_pld(&pld).unwrap();
-        assert!(matches!(status, smol_devx::msg::LockMsg::LockStatus(s) if !s.locked));
+        holder.release_own(1).await;
         // The forger is granted, then refused for its stale release.
         forger.granted(1).await;
         let Some(Msg::Error { cid: 1, error }) = forger.next().await else {
@@ -321,11 +326,7 @@ fn a_release_from_an_actor_that_is_not_the_holder_releases_nothing() {
         );
         // And the lock moves on.
         third.granted(1).await;
-        let uid = third.uid.clone();
-        third.release(1, &uid, 1).await;
-        let Some(Msg::Return { cid: 1, .. }) = third.next().await else {
-            panic!()
-        };
+        third.release_own(1).await;
     });
     let lines = stop(root);
     assert!(
@@ -347,11 +348,7 @@ fn a_dropped_connection_frees_the_lock() {
         next.request(1).await;
         drop(gone);
         next.granted(1).await;
-        let uid = next.uid.clone();
-        next.release(1, &uid, 1).await;
-        let Some(Msg::Return { cid: 1, .. }) = next.next().await else {
-            panic!()
-        };
+        next.release_own(1).await;
     });
     let lines = stop(root);
     assert!(

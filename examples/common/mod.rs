@@ -1,0 +1,34 @@
+//! Pieces several examples share: the error the failing actors raise and
+//! the failing entries themselves (as tractor's example scripts do).
+
+#![allow(dead_code)] // each example uses a part
+
+use std::fmt;
+
+use smol_devx::actor::{Actor, ActorSpec, Nursery};
+use smol_devx::msg::RemoteError;
+
+/// The error of the failing actors, named like Python's.
+#[derive(Debug)]
+pub struct NameError(pub &'static str);
+
+impl fmt::Display for NameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "name '{}' is not defined", self.0)
+    }
+}
+
+impl std::error::Error for NameError {}
+
+/// An entry that fails at once.
+pub async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
+    Err(NameError("doggypants"))
+}
+
+/// An entry that spawns `name_error_1`, which fails, and fails with it.
+pub async fn spawn_error(actor: Actor, _: ()) -> Result<(), RemoteError> {
+    let mut nursery = Nursery::new(&actor);
+    let child = ActorSpec::new("name_error").name("name_error_1");
+    nursery.run_in_actor(child, &()).await?;
+    nursery.join().await
+}
