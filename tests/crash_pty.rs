@@ -3,7 +3,7 @@
 mod common;
 
 use common::pty::{assert_before, Pty};
-use smol_devx::debug::repl::CRASH_MSG;
+use smol_devx::debug::repl::{CRASH_MSG, PAUSE_MSG};
 
 /// Runtime crates that `bt` must not show.
 const RUNTIME: [&str; 4] = ["async_task::", "async_executor::", "smol::", "smol_devx::"];
@@ -248,4 +248,47 @@ fn scenario_8_the_root_waits_for_its_children_s_repls_before_teardown() {
             .unwrap_or_else(|| panic!("{child}: {seen:?}"));
         assert!(at < root, "{seen:?}");
     }
+}
+
+#[test]
+fn scenario_7_a_daemon_pausing_in_a_stream_and_a_crashing_sibling() {
+    let mut pty = Pty::spawn("multi_daemon_subactors", &[]);
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let before = pty.expect_prompt();
+        let (actor, crash) = if before.contains(&format!("{PAUSE_MSG} ('bp_forever', '")) {
+            ("bp_forever", false)
+        } else if before.contains(&format!("{CRASH_MSG} ('name_error', '")) {
+            ("name_error", true)
+        } else if before.contains(&format!("{CRASH_MSG} ('root', '")) {
+            ("root", true)
+        } else {
+            panic!("unexpected prompt:\n{before}")
+        };
+        seen.push(actor);
+        if actor == "root" {
+            assert_before(
+                &before,
+                &["RemoteActorError: ('name_error', '", "raised NameError"],
+            );
+            pty.send_line("c");
+            break;
+        }
+        assert_eq!(crash, actor != "bp_forever");
+        let crash_shown = seen.contains(&"name_error");
+        pty.send_line(if actor == "bp_forever" && crash_shown {
+            "q"
+        } else {
+            "c"
+        });
+    }
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(
+        seen.contains(&"bp_forever") && seen.contains(&"name_error"),
+        "{seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&"root"), "{seen:?}");
+    // The daemon was torn down by its cancel, not by signals.
+    assert!(!rest.contains("still running"), "{rest}");
 }
