@@ -7,10 +7,15 @@ use std::time::Duration;
 use expectrl::{Eof, Session, WaitStatus};
 use smol_devx::debug::repl::PROMPT;
 
-/// An example running on a pseudo-terminal.
+/// An example running on a pseudo-terminal. One at a time per test
+/// binary: a REPL session's timing is what these tests look at, and
+/// several trees racing for two cores make that timing noise.
 pub struct Pty {
     session: Session,
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Drops terminal escape sequences and carriage returns, so that text
 /// matches the way it was printed.
@@ -46,11 +51,16 @@ impl Pty {
 
     /// Starts `example` with `args` and `env` on a new terminal.
     pub fn spawn_with_args(example: &str, args: &[&str], env: &[(&str, &str)]) -> Pty {
+        // A test that failed while holding it poisons it: still ours.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let mut cmd = Command::new(super::example(example));
         cmd.args(args).envs(env.iter().copied());
         let mut session = Session::spawn(cmd).expect("spawn on a pty");
         session.set_expect_timeout(Some(Duration::from_secs(30)));
-        Pty { session }
+        Pty {
+            session,
+            _one_at_a_time: turn,
+        }
     }
 
     /// Waits for the next prompt; returns the text shown before it.
