@@ -107,7 +107,7 @@ pub fn capture_panics() {
 
 /// Boxes a caught panic: its message, and where it happened and its
 /// backtrace when [`capture_panics`] saw it on this thread.
-pub fn box_panic(payload: Box<dyn Any + Send>, here: &ActorUid) -> RemoteError {
+pub fn box_panic(payload: &(dyn Any + Send), here: &ActorUid) -> RemoteError {
     let mut message = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -176,7 +176,7 @@ mod tests {
         capture_panics();
         let here = ActorUid::new("a", "1");
         let caught = std::panic::catch_unwind(|| panic!("located")).unwrap_err();
-        let err = box_panic(caught, &here);
+        let err = box_panic(&*caught, &here);
         assert!(
             err.message.starts_with("located (at src/actor/error.rs:"),
             "{}",
@@ -193,12 +193,12 @@ mod tests {
     #[test]
     fn panics_keep_their_message() {
         let here = ActorUid::new("a", "1");
-        let err = box_panic(Box::new("boom"), &here);
+        let err = box_panic(&"boom", &here);
         assert_eq!(
             (err.type_name.as_str(), err.message.as_str()),
             (PANIC_TYPE, "boom")
         );
-        let err = box_panic(Box::new(String::from("owned")), &here);
+        let err = box_panic(&String::from("owned"), &here);
         assert_eq!(err.message, "owned");
     }
 }

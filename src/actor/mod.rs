@@ -199,33 +199,31 @@ impl Actor {
 
     /// Connects to another actor of the tree (the root, say) as a peer.
     pub async fn connect(&self, addr: &Addr) -> Result<Channel, RemoteError> {
-        let fail = |e: &dyn fmt::Display| {
-            RemoteError::new(
-                "ConnectError",
-                format!("to {addr}: {e}"),
-                self.uid().clone(),
-            )
-        };
-        let mut stream = crate::ipc::transport::connect(addr)
+        let (chan, incoming) = self
+            .dial(addr)
             .await
-            .map_err(|e| fail(&e))?;
-        let peer = client_handshake(
-            &mut stream,
-            self.uid(),
-            &self.inner.token,
-            &self.inner.codec,
-        )
-        .await
-        .map_err(|e| fail(&e))?;
-        let (chan, incoming) = Channel::start(
-            stream,
-            self.uid().clone(),
-            peer,
-            Side::Client,
-            self.inner.codec,
-        );
+            .map_err(|e| RemoteError::new("ConnectError", e, self.uid().clone()))?;
         smol::spawn(serve_dialogs(self.clone(), chan.clone(), incoming)).detach();
         Ok(chan)
+    }
+
+    /// Connects to `addr` and proves this actor belongs to the tree; the
+    /// caller serves the dialogs the peer opens.
+    async fn dial(&self, addr: &Addr) -> Result<(Channel, Receiver<Incoming>), String> {
+        let inner = &self.inner;
+        let mut stream = crate::ipc::transport::connect(addr)
+            .await
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let peer = client_handshake(&mut stream, &inner.uid, &inner.token, &inner.codec)
+            .await
+            .map_err(|e| format!("handshake with {addr}: {e}"))?;
+        Ok(Channel::start(
+            stream,
+            inner.uid.clone(),
+            peer,
+            Side::Client,
+            inner.codec,
+        ))
     }
 
     /// Runs the crash hook for a failure, in debug mode.
@@ -496,25 +494,21 @@ impl Runtime {
         let root_addr: Addr = var(env::ROOT)?.parse().map_err(|e| format!("{e}"))?;
         let token = var(env::TOKEN)?;
         let debug_mode = std::env::var(env::DEBUG).as_deref() == Ok("1");
-        let codec = self.codec;
         let listener = Listener::bind(self.transport).map_err(|e| e.to_string())?;
         let boot = Boot {
-            uid: uid.clone(),
+            uid,
             parent_addr: Some(parent_addr.clone()),
             is_root: false,
             debug_mode,
-            token: token.clone(),
+            token,
             root_addr,
         };
         let actor = self.start(boot, listener);
 
-        let mut stream = crate::ipc::transport::connect(&parent_addr)
+        let (chan, incoming) = actor
+            .dial(&parent_addr)
             .await
-            .map_err(|e| format!("connect to parent at {parent_addr}: {e}"))?;
-        let parent = client_handshake(&mut stream, &uid, &token, &codec)
-            .await
-            .map_err(|e| format!("handshake with parent: {e}"))?;
-        let (chan, incoming) = Channel::start(stream, uid, parent, Side::Client, codec);
+            .map_err(|e| format!("parent: {e}"))?;
         let _ = actor.inner.parent.set(chan.clone());
 
         let mut main_started = false;
@@ -649,7 +643,7 @@ async fn run_dialog(actor: Actor, chan: Channel, mut dialog: Incoming, is_main: 
         Some(Ok(Err(error))) => Msg::Error { cid, error },
         Some(Err(panic)) => Msg::Error {
             cid,
-            error: error::box_panic(panic, &here),
+            error: error::box_panic(&*panic, &here),
         },
         None => Msg::Error {
             cid,

@@ -11,11 +11,10 @@
 //! }
 //! ```
 
-use std::any::Any;
 use std::backtrace::Backtrace;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
-use super::repl::{self, Kind, Session};
+use super::repl::{self, Session};
 use crate::actor::error::{box_panic, capture_panics};
 use crate::msg::{ActorUid, RemoteError};
 
@@ -82,8 +81,7 @@ impl CrashHandler {
                 }
             }
             Err(payload) => {
-                let message = panic_message(&*payload);
-                open(&box_panic(Box::new(message), &here));
+                open(&box_panic(&*payload, &here));
                 if self.reraise {
                     resume_unwind(payload)
                 }
@@ -104,14 +102,6 @@ where
         .map(|value| value.expect("a default CrashHandler re-raises every failure"))
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic with a non-string payload".into())
-}
-
 /// A standalone process's name in headers: its executable and pid.
 fn process_uid() -> ActorUid {
     let name = std::env::current_exe()
@@ -122,16 +112,8 @@ fn process_uid() -> ActorUid {
 }
 
 fn open(err: &RemoteError) {
-    let session = Session {
-        kind: Kind::Crash,
-        actor: err.src_uid.clone(),
-        location: None,
-        values: Vec::new(),
-        error: err.to_string().lines().map(str::to_owned).collect(),
-        backtrace: err.backtrace.clone(),
-        waiting: Vec::new(),
-        lock_state: "no tree lock: a standalone process owns its terminal".into(),
-    };
+    let mut session = Session::crash(&err.src_uid, err);
+    session.lock_state = "no tree lock: a standalone process owns its terminal".into();
     if let Err(e) = repl::run_on_stdio(&session) {
         log::warn!("crash REPL failed: {e}");
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::lock::Lock;
-use super::repl::{self, Kind, Location, Outcome, Session};
+use super::repl::{self, Location, Outcome, Session};
 use super::status::DebugStatus;
 use super::tty::lock_queue;
 use super::DebugError;
@@ -57,11 +57,14 @@ impl std::error::Error for PauseError {
     }
 }
 
+/// The type name a quit travels up the tree under.
+pub const QUIT_TYPE: &str = "Quit";
+
 /// Names a quit `Quit` on its way up the tree (and not `PauseError`).
 pub(crate) fn error_name(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     match err.downcast_ref::<PauseError>() {
-        Some(PauseError::Quit(_)) => Some("Quit"),
-        _ => err.downcast_ref::<Quit>().map(|_| "Quit"),
+        Some(PauseError::Quit(_)) => Some(QUIT_TYPE),
+        _ => err.downcast_ref::<Quit>().map(|_| QUIT_TYPE),
     }
 }
 
@@ -126,37 +129,52 @@ pub async fn pause(
             "no actor runtime in this process".into(),
         ))
     })?;
-    // Until the task registry names tasks, every pause is its own task.
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let task = TaskUid::new("pause", NEXT.fetch_add(1, Ordering::Relaxed));
-    let status = DebugStatus::get();
-    status
-        .enter(&actor, task)
-        .await
-        .map_err(PauseError::Refused)?;
-    // Armed only once this pause holds the lock: DebugStatus has one
-    // holder slot, which a queued pause must never release.
-    let mut release_if_dropped = ReleaseIfDropped(true);
-    let outcome = loop {
-        let session = pause_session(&actor, location, values.clone());
-        match run_repl(&actor, session).await {
-            // On this task's own thread, so that the debugger's backtrace
-            // runs through the pause site; the tree lock stays held.
-            Ok(Outcome::Gdb) => hand_to_gdb(),
-            other => break other,
+    let repl = async {
+        loop {
+            let session = Session::pause(actor.uid(), location, values.clone());
+            match run_repl(&actor, session).await? {
+                // On this task's own thread, so that the debugger's
+                // backtrace runs through the pause site; the tree lock
+                // stays held.
+                Outcome::Gdb => hand_to_gdb(),
+                other => return Ok(other),
+            }
         }
     };
+    let outcome = in_repl(&actor, "pause", repl).await?;
+    match outcome {
+        Outcome::Quit => Err(PauseError::Quit(Quit {
+            actor: actor.uid().clone(),
+        })),
+        _ => Ok(()),
+    }
+}
+
+/// Holds the tree lock (as task `name#n` of this actor) while `repl`
+/// runs, and releases it on every path: after `repl`, on its error, and
+/// when the whole future is dropped mid-REPL.
+async fn in_repl(
+    actor: &Actor,
+    name: &str,
+    repl: impl std::future::Future<Output = Result<Outcome, DebugError>>,
+) -> Result<Outcome, PauseError> {
+    // Until the task registry names tasks, every REPL entry is its own task.
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let task = TaskUid::new(name, NEXT.fetch_add(1, Ordering::Relaxed));
+    let status = DebugStatus::get();
+    status
+        .enter(actor, task)
+        .await
+        .map_err(PauseError::Refused)?;
+    // Armed only once this REPL holds the lock: DebugStatus has one
+    // holder slot, which a queued entry must never release.
+    let mut release_if_dropped = ReleaseIfDropped(true);
+    let outcome = repl.await;
     release_if_dropped.0 = false;
     let released = status.release().await;
     let outcome = outcome.map_err(PauseError::Refused)?;
     released.map_err(PauseError::Refused)?;
-    match outcome {
-        Outcome::Continue => Ok(()),
-        Outcome::Quit => Err(PauseError::Quit(Quit {
-            actor: actor.uid().clone(),
-        })),
-        Outcome::Gdb => unreachable!("handled in the loop"),
-    }
+    Ok(outcome)
 }
 
 /// Releases the tree lock when a pause is dropped mid-REPL (its task was
@@ -206,54 +224,12 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
-fn pause_session(
-    actor: &Actor,
-    location: Location,
-    values: Vec<(&'static str, String)>,
-) -> Session {
-    Session {
-        kind: Kind::Pause,
-        actor: actor.uid().clone(),
-        location: Some(location),
-        values,
-        error: Vec::new(),
-        backtrace: std::backtrace::Backtrace::force_capture().to_string(),
-        waiting: Vec::new(),
-        lock_state: String::new(),
-    }
-}
-
 /// Opens the crash REPL on `err` in this actor (the runtime calls it, in
 /// debug mode, before a failure goes up the tree; code may call it on
 /// any error it holds). `c` and `q` both leave: the error goes on.
 pub async fn post_mortem(actor: &Actor, err: &RemoteError) -> Result<(), PauseError> {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let task = TaskUid::new("post_mortem", NEXT.fetch_add(1, Ordering::Relaxed));
-    let status = DebugStatus::get();
-    status
-        .enter(actor, task)
-        .await
-        .map_err(PauseError::Refused)?;
-    let mut release_if_dropped = ReleaseIfDropped(true);
-    let mut error: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
-    if err.src_uid != *actor.uid() {
-        error.push(format!("(remote backtrace, from {})", err.src_uid));
-    }
-    let session = Session {
-        kind: Kind::Crash,
-        actor: actor.uid().clone(),
-        location: None,
-        values: Vec::new(),
-        error,
-        backtrace: err.backtrace.clone(),
-        waiting: Vec::new(),
-        lock_state: String::new(),
-    };
-    let outcome = run_repl(actor, session).await;
-    release_if_dropped.0 = false;
-    let released = status.release().await;
-    outcome.map_err(PauseError::Refused)?;
-    released.map_err(PauseError::Refused)
+    let repl = run_repl(actor, Session::crash(actor.uid(), err));
+    in_repl(actor, "post_mortem", repl).await.map(drop)
 }
 
 /// The crash hook the debugger installs: a crash REPL in the failing
@@ -291,7 +267,7 @@ pub fn skip_crash_repl_for(filter: CrashFilter) {
 /// Whether a failure of `here` gets a crash REPL: not an actor's own quit
 /// (the user just left a REPL there), not what the filter skips.
 fn wants_crash_repl(here: &ActorUid, err: &RemoteError) -> bool {
-    let own_quit = err.type_name == "Quit" && err.src_uid == *here;
+    let own_quit = err.type_name == QUIT_TYPE && err.src_uid == *here;
     let skipped = SKIP
         .lock()
         .unwrap_or_else(|e| e.into_inner())

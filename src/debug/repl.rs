@@ -233,6 +233,43 @@ impl LineSource for EnvScript {
 }
 
 impl Session {
+    /// A pause at `location` in `actor`, with a backtrace captured here.
+    pub fn pause(
+        actor: &ActorUid,
+        location: Location,
+        values: Vec<(&'static str, String)>,
+    ) -> Self {
+        Self {
+            kind: Kind::Pause,
+            actor: actor.clone(),
+            location: Some(location),
+            values,
+            error: Vec::new(),
+            backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+            waiting: Vec::new(),
+            lock_state: String::new(),
+        }
+    }
+
+    /// A crash of `err` shown in `actor` (its source, or an actor it was
+    /// relayed to: then the backtrace is marked remote).
+    pub fn crash(actor: &ActorUid, err: &crate::msg::RemoteError) -> Self {
+        let mut error: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
+        if err.src_uid != *actor {
+            error.push(format!("(remote backtrace, from {})", err.src_uid));
+        }
+        Self {
+            kind: Kind::Crash,
+            actor: actor.clone(),
+            location: None,
+            values: Vec::new(),
+            error,
+            backtrace: err.backtrace.clone(),
+            waiting: Vec::new(),
+            lock_state: String::new(),
+        }
+    }
+
     /// The header line: which message, which actor.
     pub fn header(&self) -> String {
         let msg = match self.kind {

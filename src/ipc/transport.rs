@@ -140,7 +140,7 @@ fn private_dir() -> io::Result<PathBuf> {
         let dir = base.join(format!(
             "smol-devx-{}-{:08x}",
             std::process::id(),
-            fastrand_u32()?
+            random_u32()?
         ));
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => return Ok(dir),
@@ -151,7 +151,7 @@ fn private_dir() -> io::Result<PathBuf> {
     Err(io::Error::other("no free private socket directory"))
 }
 
-fn fastrand_u32() -> io::Result<u32> {
+fn random_u32() -> io::Result<u32> {
     let mut b = [0u8; 4];
     crate::ipc::auth::random_bytes(&mut b)?;
     Ok(u32::from_ne_bytes(b))
