@@ -242,7 +242,7 @@ mod tests {
                 }
                 sum
             });
-            assert_eq!(sum, (0..8).sum());
+            assert_eq!(sum, (0..8).sum::<u32>());
             drop(stop);
         });
     }

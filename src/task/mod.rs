@@ -1,6 +1,13 @@
-//! Task-level machinery that works on any executor.
-//!
-//! For now: [`local`], the task-local storage that the wire layer binds the
-//! payload spec through.
+//! Task-level machinery that works on any executor: task-local values
+//! ([`local`]), the registry of tracked tasks with their await spans
+//! ([`spawn`], [`track`], [`Instrument`]) and its rendering
+//! ([`TaskTree`]).
 
 pub mod local;
+mod registry;
+mod span;
+mod tree;
+
+pub use registry::{current_id, spawn, spawn_on, track, Tracked};
+pub use span::{Instrument, Instrumented};
+pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};

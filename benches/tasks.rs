@@ -1,0 +1,243 @@
+//! `cargo bench --bench tasks`: what task tracking costs, against the
+//! same work untracked in the same run:
+//! - an instrumented await inside a tracked task (ready at the first
+//!   poll, and ready at the second), against the bare await;
+//! - an instrumented await outside any tracked task;
+//! - a tracked spawn on a 1- and a 2-thread executor, against `spawn`;
+//! - capturing and rendering 10,000 parked tasks three spans deep, as
+//!   text and as JSON.
+
+mod common;
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use common::{header, measure, Stats};
+use smol::future;
+use smol_devx::task::{self, Instrument, TaskTree};
+
+/// Pending once (waking itself), then ready: an await that takes two
+/// polls without any I/O.
+struct TwoPolls(bool);
+
+impl Future for TwoPolls {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+const AWAITS: u32 = 10_000;
+const SAMPLES: usize = 200;
+
+/// Runs `body` inside a tracked task (or not), which awaits `AWAITS`
+/// times; the time per await.
+fn per_await<F: Future<Output = ()>>(tracked: bool, body: &mut impl FnMut() -> F) -> f64 {
+    let start = Instant::now();
+    if tracked {
+        future::block_on(task::track("bench", body()));
+    } else {
+        future::block_on(body());
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(AWAITS)
+}
+
+/// Times a bare and an instrumented form of one operation, sample by
+/// sample in alternation so that both see the same machine (it drifts by
+/// 2x within minutes); reports both and the added cost, whose median is
+/// taken over the per-sample differences. Each closure returns ns per op.
+fn ab(what: &str, unit: &str, mut bare: impl FnMut() -> f64, mut other: impl FnMut() -> f64) {
+    let warm_until = Instant::now() + Duration::from_millis(100);
+    while Instant::now() < warm_until {
+        bare();
+        other();
+    }
+    let (mut b, mut o, mut added) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..SAMPLES {
+        let (x, y) = (bare(), other());
+        b.push(x);
+        o.push(y);
+        added.push(y - x);
+    }
+    let base = Stats::from_samples(&format!("{what}, bare"), b);
+    base.report(None);
+    Stats::from_samples(&format!("{what}, {unit}"), o).report(Some(&base));
+    Stats::from_samples(&format!("{what}: added by {unit}"), added).report(None);
+}
+
+fn compare<F: Future<Output = ()>, G: Future<Output = ()>>(
+    what: &str,
+    tracked: bool,
+    mut bare: impl FnMut() -> F,
+    mut instrumented: impl FnMut() -> G,
+) {
+    ab(
+        what,
+        "instrument",
+        || per_await(tracked, &mut bare),
+        || per_await(tracked, &mut instrumented),
+    );
+}
+
+fn await_benches() {
+    compare(
+        "await, 1 poll, tracked task",
+        true,
+        || async {
+            for i in 0..AWAITS {
+                black_box(black_box(async move { i }).await);
+            }
+        },
+        || async {
+            for i in 0..AWAITS {
+                black_box(black_box(async move { i }).instrument("one").await);
+            }
+        },
+    );
+    compare(
+        "await, 2 polls, tracked task",
+        true,
+        || async {
+            for _ in 0..AWAITS {
+                black_box(TwoPolls(false)).await;
+            }
+        },
+        || async {
+            for _ in 0..AWAITS {
+                black_box(TwoPolls(false)).instrument("two").await;
+            }
+        },
+    );
+    compare(
+        "await, 1 poll, untracked",
+        false,
+        || async {
+            for i in 0..AWAITS {
+                black_box(black_box(async move { i }).await);
+            }
+        },
+        || async {
+            for i in 0..AWAITS {
+                black_box(black_box(async move { i }).instrument("out").await);
+            }
+        },
+    );
+}
+
+const SPAWNS: u32 = 1_000;
+
+/// Spawns `SPAWNS` empty tasks (tracked or not) on `ex` and awaits
+/// them; ns per spawn.
+fn spawns(ex: &smol::Executor<'_>, tracked: bool) -> f64 {
+    let start = Instant::now();
+    future::block_on(ex.run(async {
+        let mut tasks = Vec::with_capacity(SPAWNS as usize);
+        for i in 0..SPAWNS {
+            tasks.push(if tracked {
+                task::spawn_on(ex, "spawned", async move { black_box(i) })
+            } else {
+                ex.spawn(async move { black_box(i) })
+            });
+        }
+        for t in tasks {
+            black_box(t.await);
+        }
+    }));
+    start.elapsed().as_nanos() as f64 / f64::from(SPAWNS)
+}
+
+/// Spawn + join on an executor run by `threads` threads (the spawning one
+/// included).
+fn spawn_benches() {
+    for threads in [1, 2] {
+        let ex = smol::Executor::new();
+        let (stop, stopped) = async_channel::bounded::<()>(1);
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                let stopped = stopped.clone();
+                let ex = &ex;
+                s.spawn(move || future::block_on(ex.run(stopped.recv())));
+            }
+            ab(
+                &format!("spawn + join, {threads} thread(s)"),
+                "tracking",
+                || spawns(&ex, false),
+                || spawns(&ex, true),
+            );
+            drop(stop);
+        });
+    }
+}
+
+fn dump_benches() {
+    const PARKED: usize = 10_000;
+    let mut parked: Vec<_> = (0..PARKED)
+        .map(|_| {
+            Box::pin(task::track(
+                "parked",
+                future::pending::<()>()
+                    .instrument("innermost")
+                    .instrument("middle")
+                    .instrument("outermost"),
+            ))
+        })
+        .collect();
+    for t in &mut parked {
+        assert!(future::block_on(future::poll_once(t)).is_none());
+    }
+    let tree = TaskTree::capture();
+    assert!(tree.len() >= PARKED);
+    let text = tree.to_text();
+    let json = tree.to_json();
+    println!(
+        "10k parked tasks: {} lines of text ({} KiB), {} KiB of JSON",
+        text.lines().count(),
+        text.len() / 1024,
+        json.len() / 1024
+    );
+    let capture = measure("capture 10k parked tasks, 3 spans deep", 1, 50, || {
+        black_box(TaskTree::capture());
+    });
+    let as_text = measure("capture + render as text", 1, 50, || {
+        black_box(TaskTree::capture().to_text());
+    });
+    let as_json = measure("capture + render as JSON", 1, 50, || {
+        black_box(TaskTree::capture().to_json());
+    });
+    let text_only = measure("of which render as text", 1, 50, || {
+        black_box(tree.to_text());
+    });
+    let json_only = measure("of which render as JSON", 1, 50, || {
+        black_box(tree.to_json());
+    });
+    capture.report(None);
+    as_text.report(None);
+    text_only.report(None);
+    as_json.report(None);
+    json_only.report(None);
+}
+
+fn main() {
+    header("tasks");
+    // `cargo bench --bench tasks -- dump` runs one group (for profiling).
+    let only = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    if wanted("await") {
+        await_benches();
+    }
+    if wanted("spawn") {
+        spawn_benches();
+    }
+    if wanted("dump") {
+        dump_benches();
+    }
+}

@@ -1,0 +1,593 @@
+//! The registry of tracked tasks: who spawned what, from where, and what
+//! each task is doing now.
+//!
+//! A task is tracked by wrapping its future with [`track`] (or spawning it
+//! with [`spawn`] / [`spawn_on`]); the wrapper registers the task when it
+//! is created and removes it when it finishes or is dropped.
+//!
+//! The hot path takes no global lock: the registry is split in shards,
+//! each thread registers into its own shard, and the per-task figures are
+//! atomics that only the polling thread writes. A task's await spans (see
+//! [`Instrument`](super::Instrument)) live in a thread-local while the
+//! task is polled and go back to the task's record when the poll ends, so
+//! entering a span is a thread-local push, not a lock.
+//!
+//! ```
+//! use smol_devx::task::{self, Instrument};
+//!
+//! smol::block_on(async {
+//!     let child = task::spawn("worker", async {
+//!         smol::future::yield_now().instrument("warming up").await;
+//!         7
+//!     });
+//!     assert_eq!(child.await, 7);
+//! });
+//! ```
+
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+/// One live await span of a task: what it waits on and the span it was
+/// entered under (0: the task itself).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpanRec {
+    pub(crate) id: u32,
+    pub(crate) parent: u32,
+    pub(crate) what: &'static str,
+}
+
+/// A task's spans, with the id the next one gets.
+#[derive(Default)]
+struct SpanStack {
+    spans: Vec<SpanRec>,
+    next: u32,
+}
+
+/// What the registry knows of one task. Figures are written only by the
+/// thread polling the task (one at a time), so plain loads and stores
+/// suffice; readers see a consistent-enough picture for a dump.
+pub(crate) struct Node {
+    pub(crate) id: u64,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) parent: Option<u64>,
+    pub(crate) site: &'static Location<'static>,
+    polls: AtomicU64,
+    busy_ns: AtomicU64,
+    /// [`now_ns`] when the current poll began (while polling) or the
+    /// last one ended (while idle).
+    since_ns: AtomicU64,
+    polling: AtomicBool,
+    /// Whether the task has open spans: when not, `spans` is stale and
+    /// readers skip it.
+    has_spans: AtomicBool,
+    /// The spans as of the end of the last poll that changed them; the
+    /// task's working copy lives in its [`Tracked`] future.
+    spans: Mutex<Vec<SpanRec>>,
+}
+
+/// A copy of one task's state, taken by [`snapshot`], with its spans as
+/// `S`.
+pub(crate) struct NodeView<S> {
+    pub(crate) id: u64,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) parent: Option<u64>,
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) polls: u64,
+    pub(crate) busy: Duration,
+    pub(crate) polling: bool,
+    /// How long the task has been polling (or idle).
+    pub(crate) for_: Duration,
+    pub(crate) spans: S,
+}
+
+/// Shards of the registry. A task registers in the shard of its id, so
+/// the thread that spawns and the one that finishes a task rarely meet on
+/// one lock.
+const SHARDS: usize = 64;
+
+#[derive(Default)]
+struct Shard {
+    slots: Vec<Option<Arc<Node>>>,
+    free: Vec<usize>,
+    /// Records of finished tasks, reused by the next tasks: a spawn then
+    /// allocates nothing here, and a record is never freed by a thread
+    /// other than the one that made it, which glibc's malloc makes slow.
+    spare: Vec<Arc<Node>>,
+}
+
+/// Spare records kept per shard.
+const SPARES: usize = 64;
+
+/// A shard on a cache line of its own: neighbours locked by other
+/// threads do not slow it down.
+#[repr(align(128))]
+struct Padded(Mutex<Shard>);
+
+static REGISTRY: [Padded; SHARDS] = [const {
+    Padded(Mutex::new(Shard {
+        slots: Vec::new(),
+        free: Vec::new(),
+        spare: Vec::new(),
+    }))
+}; SHARDS];
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The tracked task this thread is polling (0: none). Kept apart from
+    /// `FRAME` because it has no destructor: reading it is the whole cost
+    /// of `instrument` outside a tracked task.
+    static TASK: Cell<u64> = const { Cell::new(0) };
+    /// The spans of the task this thread is polling.
+    static FRAME: RefCell<Frame> = const { RefCell::new(Frame::NONE) };
+}
+
+/// The spans of the task being polled on this thread.
+struct Frame {
+    /// The span whose future is being polled (0: the task's own body).
+    current: u32,
+    /// Whether a span opened or closed during this poll.
+    dirty: bool,
+    stack: SpanStack,
+}
+
+impl Frame {
+    const NONE: Frame = Frame {
+        current: 0,
+        dirty: false,
+        stack: SpanStack {
+            spans: Vec::new(),
+            next: 0,
+        },
+    };
+}
+
+/// The registry's clock, in nanoseconds: the kernel's coarse monotonic
+/// clock, read from the vDSO in ~8 ns here where `Instant::now` takes
+/// ~35 ns. It ticks every few milliseconds, so one poll's busy time reads
+/// as 0 or one tick; since a poll starts at a random phase of the tick,
+/// the sum over many polls is still an unbiased estimate of busy time.
+fn now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    let ns = i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+    u64::try_from(ns).unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding these locks cannot leave them inconsistent
+    // (plain pushes and swaps), so poisoning is ignored.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The id of the tracked task running on this thread, if any.
+#[inline]
+pub fn current_id() -> Option<u64> {
+    Some(TASK.get()).filter(|&t| t != 0)
+}
+
+/// Where a registered task sits in the registry.
+struct Slot {
+    shard: usize,
+    index: usize,
+}
+
+/// What a new task's record says; the rest starts at zero.
+struct Birth {
+    id: u64,
+    name: Cow<'static, str>,
+    parent: Option<u64>,
+    site: &'static Location<'static>,
+    now: u64,
+}
+
+impl Node {
+    fn new(b: Birth) -> Self {
+        Node {
+            id: b.id,
+            name: b.name,
+            parent: b.parent,
+            site: b.site,
+            polls: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            since_ns: AtomicU64::new(b.now),
+            polling: AtomicBool::new(false),
+            has_spans: AtomicBool::new(false),
+            spans: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Makes a spare record new, keeping its allocations.
+    fn reset(&mut self, b: Birth) {
+        let mut spans = std::mem::take(self.spans.get_mut().unwrap_or_else(|e| e.into_inner()));
+        spans.clear();
+        *self = Node::new(b);
+        *self.spans.get_mut().unwrap_or_else(|e| e.into_inner()) = spans;
+    }
+}
+
+fn register(birth: Birth) -> (Arc<Node>, Slot) {
+    let shard = birth.id as usize % SHARDS;
+    let mut s = lock(&REGISTRY[shard].0);
+    let node = match s.spare.pop() {
+        Some(mut spare) => match Arc::get_mut(&mut spare) {
+            Some(node) => {
+                node.reset(birth);
+                spare
+            }
+            // Its task has not dropped its handle yet.
+            None => Arc::new(Node::new(birth)),
+        },
+        None => Arc::new(Node::new(birth)),
+    };
+    let index = match s.free.pop() {
+        Some(index) => {
+            s.slots[index] = Some(node.clone());
+            index
+        }
+        None => {
+            s.slots.push(Some(node.clone()));
+            s.slots.len() - 1
+        }
+    };
+    (node, Slot { shard, index })
+}
+
+fn deregister(slot: &Slot) {
+    let mut s = lock(&REGISTRY[slot.shard].0);
+    let node = s.slots[slot.index].take();
+    s.free.push(slot.index);
+    if s.spare.len() < SPARES {
+        s.spare.extend(node);
+    }
+}
+
+/// Copies every live task's state, sorted by id; `spans` converts a
+/// task's open spans while their lock is held. Shards are locked one at a
+/// time and only long enough to clone their records.
+pub(crate) fn snapshot<S: Default>(mut spans: impl FnMut(&[SpanRec]) -> S) -> Vec<NodeView<S>> {
+    let now = now_ns();
+    let live: usize = REGISTRY
+        .iter()
+        .map(|s| {
+            let s = lock(&s.0);
+            s.slots.len() - s.free.len()
+        })
+        .sum();
+    // Sized up front: growing a vector of 10k views copies it ~14 times.
+    let mut views = Vec::with_capacity(live + live / 8);
+    for shard in &REGISTRY {
+        // Reading the records under the shard's lock spares a reference
+        // count round trip per task; a shard holds 1/64th of the tasks.
+        let shard = lock(&shard.0);
+        views.extend(shard.slots.iter().flatten().map(|n| NodeView {
+            id: n.id,
+            name: n.name.clone(),
+            parent: n.parent,
+            site: n.site,
+            polls: n.polls.load(Relaxed),
+            busy: Duration::from_nanos(n.busy_ns.load(Relaxed)),
+            polling: n.polling.load(Relaxed),
+            for_: Duration::from_nanos(now.saturating_sub(n.since_ns.load(Relaxed))),
+            spans: if n.has_spans.load(Relaxed) {
+                spans(&lock(&n.spans))
+            } else {
+                S::default()
+            },
+        }));
+    }
+    views.sort_unstable_by_key(|v| v.id);
+    views
+}
+
+/// Wraps `fut` so it is registered as a task named `name`, a child of the
+/// tracked task running here (if any), spawned from the caller's
+/// location. Spawn the result on any executor; [`spawn`] and [`spawn_on`]
+/// do it for smol.
+///
+/// ```
+/// use smol_devx::task;
+///
+/// // async-std, or any executor: wrap, then spawn as usual.
+/// let answer = async_std::task::block_on(task::track("answer", async { 42 }));
+/// assert_eq!(answer, 42);
+/// ```
+#[track_caller]
+pub fn track<F: Future>(name: impl Into<Cow<'static, str>>, fut: F) -> Tracked<F> {
+    let (node, slot) = register(Birth {
+        id: NEXT_ID.fetch_add(1, Relaxed),
+        name: name.into(),
+        parent: current_id(),
+        site: Location::caller(),
+        now: now_ns(),
+    });
+    Tracked {
+        node,
+        slot: Some(slot),
+        stack: SpanStack::default(),
+        fut: Some(fut),
+    }
+}
+
+/// Spawns a tracked task on smol's global executor.
+///
+/// ```
+/// let t = smol_devx::task::spawn("add", async { 1 + 1 });
+/// assert_eq!(smol::block_on(t), 2);
+/// ```
+#[track_caller]
+pub fn spawn<T: Send + 'static>(
+    name: impl Into<Cow<'static, str>>,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> smol::Task<T> {
+    smol::spawn(track(name, fut))
+}
+
+/// Spawns a tracked task on the executor `ex`.
+///
+/// ```
+/// let ex = smol::Executor::new();
+/// let t = smol_devx::task::spawn_on(&ex, "add", async { 1 + 1 });
+/// assert_eq!(smol::block_on(ex.run(t)), 2);
+/// ```
+#[track_caller]
+pub fn spawn_on<'a, T: Send + 'a>(
+    ex: &smol::Executor<'a>,
+    name: impl Into<Cow<'static, str>>,
+    fut: impl Future<Output = T> + Send + 'a,
+) -> smol::Task<T> {
+    ex.spawn(track(name, fut))
+}
+
+pin_project_lite::pin_project! {
+    /// A future registered as a task; see [`track`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Tracked<F> {
+        node: Arc<Node>,
+        // `None` once the task left the registry.
+        slot: Option<Slot>,
+        stack: SpanStack,
+        #[pin]
+        fut: Option<F>,
+    }
+
+    impl<F> PinnedDrop for Tracked<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.fut.is_some() {
+                // Destructors of a task dropped mid-flight run as that
+                // task, so spans they close are found.
+                let _frame = Entered::enter(this.node, this.stack);
+                this.fut.set(None);
+            }
+            if let Some(slot) = this.slot.take() {
+                deregister(&slot);
+            }
+        }
+    }
+}
+
+/// This thread's current task and frame swapped to a task's for as long
+/// as it lives; the previous ones come back on drop, also when the poll
+/// panics (a task polled inside another's poll, by a nested `block_on`,
+/// nests the same way). On the way out, spans changed by the poll are
+/// published to the task's record: one short lock per poll that changed
+/// them, none when the task has no spans left.
+struct Entered<'a> {
+    node: &'a Node,
+    stack: &'a mut SpanStack,
+    saved_task: u64,
+    saved: Frame,
+}
+
+impl<'a> Entered<'a> {
+    #[inline]
+    fn enter(node: &'a Node, stack: &'a mut SpanStack) -> Self {
+        let frame = Frame {
+            current: 0,
+            dirty: false,
+            stack: std::mem::take(stack),
+        };
+        let saved_task = TASK.replace(node.id);
+        let saved = FRAME.with(|f| f.replace(frame));
+        Self {
+            node,
+            stack,
+            saved_task,
+            saved,
+        }
+    }
+}
+
+impl Drop for Entered<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        TASK.set(self.saved_task);
+        let frame = FRAME.with(|f| f.replace(std::mem::replace(&mut self.saved, Frame::NONE)));
+        *self.stack = frame.stack;
+        if !frame.dirty {
+            return;
+        }
+        let (node, spans) = (self.node, &self.stack.spans);
+        if spans.is_empty() {
+            node.has_spans.store(false, Relaxed);
+        } else {
+            let mut published = lock(&node.spans);
+            published.clear();
+            published.extend_from_slice(spans);
+            node.has_spans.store(true, Relaxed);
+        }
+    }
+}
+
+impl<F: Future> Future for Tracked<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let node: &Node = this.node;
+        let start = now_ns();
+        node.since_ns.store(start, Relaxed);
+        node.polling.store(true, Relaxed);
+        let out = {
+            let _frame = Entered::enter(node, this.stack);
+            let fut = this
+                .fut
+                .as_mut()
+                .as_pin_mut()
+                .expect("`Tracked` polled after completion");
+            let out = fut.poll(cx);
+            if out.is_ready() {
+                this.fut.set(None);
+            }
+            out
+        };
+        let end = now_ns();
+        node.busy_ns.store(
+            node.busy_ns.load(Relaxed) + end.saturating_sub(start),
+            Relaxed,
+        );
+        node.polls.store(node.polls.load(Relaxed) + 1, Relaxed);
+        node.since_ns.store(end, Relaxed);
+        node.polling.store(false, Relaxed);
+        if out.is_ready() {
+            // Finished tasks leave now, not when the executor drops them.
+            if let Some(slot) = this.slot.take() {
+                deregister(&slot);
+            }
+        }
+        out
+    }
+}
+
+/// Opens span `what` in the task polled on this thread, under the span
+/// being polled, and makes it the one being polled. `None` outside a
+/// tracked task; else the task, the span, and the span to restore with
+/// [`leave_span`].
+#[inline]
+pub(crate) fn open_span(what: &'static str) -> Option<(u64, u32, u32)> {
+    let task = TASK.get();
+    if task == 0 {
+        return None;
+    }
+    FRAME.with(|f| {
+        let mut f = f.try_borrow_mut().ok()?;
+        f.stack.next = f.stack.next.wrapping_add(1).max(1);
+        let id = f.stack.next;
+        let parent = std::mem::replace(&mut f.current, id);
+        f.stack.spans.push(SpanRec { id, parent, what });
+        f.dirty = true;
+        Some((task, id, parent))
+    })
+}
+
+/// Makes `span` of `task` the one being polled; returns the previous one
+/// for [`leave_span`]. `None` when `task` is not the one polled here.
+#[inline]
+pub(crate) fn enter_span(task: u64, span: u32) -> Option<u32> {
+    if TASK.get() != task {
+        return None;
+    }
+    FRAME.with(|f| {
+        let mut f = f.try_borrow_mut().ok()?;
+        Some(std::mem::replace(&mut f.current, span))
+    })
+}
+
+/// Restores the span being polled to `prev` and, when `close` is set,
+/// closes `span`; called right after the span's own poll, so by the task
+/// that entered it.
+#[inline]
+pub(crate) fn leave_span(span: u32, prev: u32, close: bool) {
+    FRAME.with(|f| {
+        if let Ok(mut f) = f.try_borrow_mut() {
+            f.current = prev;
+            if close {
+                remove(&mut f.stack.spans, span);
+                f.dirty = true;
+            }
+        }
+    });
+}
+
+/// Closes `span` of `task`, when that task is the one polled here (a
+/// span's future dropped elsewhere leaves with its task).
+#[inline]
+pub(crate) fn close_span(task: u64, span: u32) {
+    if TASK.get() != task {
+        return;
+    }
+    FRAME.with(|f| {
+        if let Ok(mut f) = f.try_borrow_mut() {
+            remove(&mut f.stack.spans, span);
+            f.dirty = true;
+        }
+    })
+}
+
+#[inline]
+fn remove(spans: &mut Vec<SpanRec>, span: u32) {
+    // Nearly always the last one: spans close innermost first.
+    if spans.last().is_some_and(|s| s.id == span) {
+        spans.pop();
+    } else if let Some(i) = spans.iter().rposition(|s| s.id == span) {
+        spans.remove(i);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn find(id: u64) -> Option<NodeView<Vec<SpanRec>>> {
+        snapshot(<[SpanRec]>::to_vec)
+            .into_iter()
+            .find(|n| n.id == id)
+    }
+
+    #[test]
+    fn a_task_is_registered_until_it_ends() {
+        let fut = track("short", async { current_id() });
+        let id = fut.node.id;
+        let view = find(id).expect("registered at creation");
+        assert_eq!(view.name, "short");
+        assert_eq!(view.polls, 0);
+        assert!(view.site.file().ends_with("registry.rs"));
+        let seen = smol::block_on(fut);
+        assert_eq!(seen, Some(id), "the task sees itself as current");
+        assert!(find(id).is_none(), "finished tasks leave");
+        assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn children_name_their_spawner_as_parent() {
+        let (parent, child_parent) = smol::block_on(track("parent", async {
+            let me = current_id();
+            let child = spawn("child", async {
+                smol::future::yield_now().await;
+                current_id().and_then(find).and_then(|v| v.parent)
+            });
+            (me, child.await)
+        }));
+        assert!(parent.is_some());
+        assert_eq!(child_parent, parent);
+    }
+
+    #[test]
+    fn a_dropped_task_leaves_the_registry() {
+        let mut fut = Box::pin(track("forever", smol::future::pending::<()>()));
+        let id = fut.node.id;
+        assert!(smol::block_on(smol::future::poll_once(&mut fut)).is_none());
+        let view = find(id).unwrap();
+        assert_eq!(view.polls, 1);
+        assert!(!view.polling);
+        drop(fut);
+        assert!(find(id).is_none());
+    }
+}
