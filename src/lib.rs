@@ -9,7 +9,11 @@
 //! | layer | modules | owns |
 //! |---|---|---|
 //! | wire | [`msg`], [`codec`] | message types, length-prefixed CBOR frames, the per-task payload spec |
-//! | task | [`task`] | runtime-agnostic task-local storage |
+//! | task | [`task`] | runtime-agnostic task-local storage; the registry of tracked tasks and its tree |
+//! | ipc | [`ipc`] | transports, handshake, channels and dialogs |
+//! | actor | [`actor`] | the actor tree: spawning, supervision, errors that climb |
+//! | debug | [`debug`] | the tree-wide TTY lock, pause and crash REPLs |
+//! | devx | [`stack_on_sig`], [`log`] | `kill -USR1` task-tree dumps; logging setup |
 //!
 //! Everything that crosses a process boundary goes through [`codec`],
 //! which bounds frame size and nesting depth and turns every bad byte
@@ -49,4 +53,5 @@ pub mod debug;
 pub mod ipc;
 pub mod log;
 pub mod msg;
+pub mod stack_on_sig;
 pub mod task;

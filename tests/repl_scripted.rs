@@ -93,6 +93,31 @@ fn scenario_4_a_subactor_pauses_three_times_then_quits_to_its_parent() {
 }
 
 #[test]
+fn tasks_shows_the_paused_task_waiting_in_its_repl() {
+    let root = Running::start(
+        "root_actor_breakpoint",
+        &[],
+        &[("SMOL_DEVX_REPL_SCRIPT", "tasks;tasks json;c")],
+    );
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    // The root's body is a tracked task; the REPL it waits on is its span.
+    let root_task = index(&lines, |l| {
+        l.contains("task #") && l.contains(" root - idle")
+    });
+    let repl_span = index(&lines, |l| {
+        l.trim_start().starts_with("await \"REPL\" <- waiting")
+    });
+    assert!(root_task < repl_span, "{lines:#?}");
+    let json = lines
+        .iter()
+        .find(|l| l.starts_with("{\"tasks\""))
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let tree: smol_devx::task::TaskTree = serde_json::from_str(json).unwrap();
+    assert!(tree.tasks.iter().any(|t| t.name == "root"), "{json}");
+}
+
+#[test]
 fn end_of_input_continues() {
     let mut root = Running::start("root_actor_breakpoint", &[], &[("RUST_LOG", "info")]);
     root.expect(PAUSE_MSG, T);

@@ -50,6 +50,7 @@ use crate::codec::{encode_pld, Codec, PldSpec};
 use crate::ipc::auth::{client_handshake, new_token, new_uuid, server_handshake};
 use crate::ipc::{Addr, Channel, Context, Incoming, Listener, Side, Transport};
 use crate::msg::{ActorUid, Msg, Pld, RemoteError};
+use crate::task::{self, Instrument};
 
 pub use nursery::{ActorSpec, ChildId, Nursery, Portal};
 
@@ -73,6 +74,37 @@ pub mod env {
     pub const DEBUG: &str = "SMOL_DEVX_DEBUG";
     /// `tcp` to use TCP on loopback instead of Unix sockets.
     pub const TRANSPORT: &str = "SMOL_DEVX_TRANSPORT";
+
+    use std::sync::Mutex;
+
+    static PASSED_ON: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
+
+    /// Sets `key=value` in the environment of every subactor this process
+    /// spawns from now on (and, through them, of their own children when
+    /// they pass it on). A later value for the same key replaces the
+    /// earlier one. This process's own environment is left alone:
+    /// changing it while threads run is unsound in libc.
+    pub fn pass_on(key: &str, value: &str) {
+        let mut vars = PASSED_ON.lock().unwrap_or_else(|e| e.into_inner());
+        vars.retain(|(k, _)| k != key);
+        vars.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The variables given to [`pass_on`].
+    pub(crate) fn passed_on() -> Vec<(String, String)> {
+        PASSED_ON.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A child process of this actor, connected and not yet reaped.
+#[derive(Clone, Debug)]
+pub struct LiveChild {
+    /// The child's identity.
+    pub uid: ActorUid,
+    /// Its process id.
+    pub pid: u32,
+    /// The way to its handlers.
+    pub portal: Portal,
 }
 
 /// A spawned child's connection, handed from the accept loop to the
@@ -120,6 +152,7 @@ struct ActorInner {
     parent: std::sync::OnceLock<Channel>,
     parent_addr: Option<Addr>,
     root_chan: smol::lock::Mutex<Option<Channel>>,
+    children: Mutex<Vec<LiveChild>>,
     pending_spawns: Mutex<HashMap<String, Sender<Connected>>>,
     socket_dir: Option<PathBuf>,
     crash_hook: Option<CrashHook>,
@@ -173,6 +206,34 @@ impl Actor {
         self.inner.parent.get()
     }
 
+    /// This actor's children that are alive, from every nursery, in spawn
+    /// order.
+    pub fn children(&self) -> Vec<LiveChild> {
+        self.inner
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn remember_child(&self, child: LiveChild) {
+        let mut children = self
+            .inner
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        children.push(child);
+    }
+
+    fn forget_child(&self, pid: u32) {
+        let mut children = self
+            .inner
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        children.retain(|c| c.pid != pid);
+    }
+
     /// The connection to the root, made on first use and kept (the
     /// parent's, when the parent is the root). Subactors only.
     pub async fn root_channel(&self) -> Result<Channel, RemoteError> {
@@ -203,7 +264,8 @@ impl Actor {
             .dial(addr)
             .await
             .map_err(|e| RemoteError::new("ConnectError", e, self.uid().clone()))?;
-        smol::spawn(serve_dialogs(self.clone(), chan.clone(), incoming)).detach();
+        let name = format!("serve {}", chan.peer().name);
+        task::spawn(name, serve_dialogs(self.clone(), chan.clone(), incoming)).detach();
         Ok(chan)
     }
 
@@ -396,7 +458,7 @@ impl Runtime {
                 return ExitCode::FAILURE;
             }
         };
-        let result = smol::block_on(async {
+        let result = smol::block_on(task::track("root", async {
             let result = root(actor.clone()).await;
             if let Err(e) = &result {
                 actor
@@ -404,7 +466,7 @@ impl Runtime {
                     .await;
             }
             result
-        });
+        }));
         actor.cleanup();
         match result {
             Ok(()) => ExitCode::SUCCESS,
@@ -461,6 +523,7 @@ impl Runtime {
                 parent: std::sync::OnceLock::new(),
                 parent_addr,
                 root_chan: smol::lock::Mutex::new(None),
+                children: Mutex::new(Vec::new()),
                 pending_spawns: Mutex::new(HashMap::new()),
                 socket_dir,
                 crash_hook: self.crash_hook,
@@ -469,12 +532,12 @@ impl Runtime {
         };
         let _ = CURRENT.set(actor.clone());
         log::info!("actor {} listening on {}", actor.uid(), actor.addr());
-        smol::spawn(accept_loop(actor.clone(), listener)).detach();
+        task::spawn("accept", accept_loop(actor.clone(), listener)).detach();
         actor
     }
 
     fn run_sub(self, entry: String) -> ! {
-        let code = match smol::block_on(self.serve_as_sub(entry)) {
+        let code = match smol::block_on(task::track("serve parent", self.serve_as_sub(entry))) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("smol-devx: subactor failed to start: {e}");
@@ -512,13 +575,17 @@ impl Runtime {
         let _ = actor.inner.parent.set(chan.clone());
 
         let mut main_started = false;
-        while let Ok(dialog) = incoming.recv().await {
+        while let Ok(dialog) = incoming.recv().instrument("next dialog").await {
             let is_main = !main_started && dialog.handler == entry;
-            let task = smol::spawn(run_dialog(actor.clone(), chan.clone(), dialog, is_main));
+            let name = dialog_task_name(&dialog, &chan);
+            let task = task::spawn(
+                name,
+                run_dialog(actor.clone(), chan.clone(), dialog, is_main),
+            );
             if is_main {
                 main_started = true;
                 let actor = actor.clone();
-                smol::spawn(async move {
+                task::spawn("exit with entry", async move {
                     let ok = task.await;
                     actor.cleanup();
                     std::process::exit(if ok { 0 } else { 1 });
@@ -563,7 +630,7 @@ async fn accept_loop(actor: Actor, listener: Listener) {
             }
         };
         let actor = actor.clone();
-        smol::spawn(async move {
+        task::spawn("handshake", async move {
             let inner = &actor.inner;
             let peer =
                 match server_handshake(&mut stream, user, &inner.uid, &inner.token, &inner.codec)
@@ -593,7 +660,9 @@ async fn accept_loop(actor: Actor, listener: Listener) {
                 }
                 None => {
                     log::debug!("{}: peer {peer} connected", inner.uid);
-                    serve_dialogs(actor.clone(), chan, incoming).await;
+                    serve_dialogs(actor.clone(), chan, incoming)
+                        .instrument("serve dialogs")
+                        .await;
                 }
             }
         })
@@ -603,9 +672,20 @@ async fn accept_loop(actor: Actor, listener: Listener) {
 
 /// Serves the dialogs a peer opens, each in its own task.
 async fn serve_dialogs(actor: Actor, chan: Channel, incoming: Receiver<Incoming>) {
-    while let Ok(dialog) = incoming.recv().await {
-        smol::spawn(run_dialog(actor.clone(), chan.clone(), dialog, false)).detach();
+    while let Ok(dialog) = incoming.recv().instrument("next dialog").await {
+        let name = dialog_task_name(&dialog, &chan);
+        task::spawn(name, run_dialog(actor.clone(), chan.clone(), dialog, false)).detach();
     }
+}
+
+/// `handler #cid from peer`: what a task dump shows for a served dialog.
+fn dialog_task_name(dialog: &Incoming, chan: &Channel) -> String {
+    format!(
+        "{} #{} from {}",
+        dialog.handler,
+        dialog.cid,
+        chan.peer().name
+    )
 }
 
 /// Runs one handler to its end, a peer's cancel or the connection's loss,

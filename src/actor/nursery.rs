@@ -12,11 +12,12 @@ use smol::channel::{unbounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::lock::OnceCell;
 
-use super::{env, Actor};
+use super::{env, Actor, LiveChild};
 use crate::codec::{encode_pld, CodecError, PldSpec};
 use crate::ipc::auth::new_uuid;
 use crate::ipc::{Channel, Context, DialogError, Transport};
 use crate::msg::{ActorUid, Cid, Msg, Pld, RemoteError};
+use crate::task::{self, Instrument};
 
 /// How long a spawned child may take to connect back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -241,6 +242,7 @@ impl Nursery {
                     Transport::TcpLoopback => "tcp",
                 },
             );
+        cmd.envs(env::passed_on());
         prepare_child(&mut cmd);
         let mut process = smol::process::Command::from(cmd)
             .spawn()
@@ -249,9 +251,13 @@ impl Nursery {
         let exited = Arc::new(OnceCell::new());
         {
             let exited = exited.clone();
-            smol::spawn(async move {
-                let status = process.status().await.ok();
+            let actor = self.actor.clone();
+            let name = format!("reap {uid}");
+            task::spawn(name, async move {
+                let status = process.status().instrument("child exit").await.ok();
+                // Set first: `spawn` checks it after remembering the child.
                 let _ = exited.set(status).await;
+                actor.forget_child(pid);
             })
             .detach();
         }
@@ -273,13 +279,23 @@ impl Nursery {
             kill(pid, rustix::process::Signal::KILL);
             return Err(self.fail(&format!("{uid} never connected"), "exited or timed out"));
         };
-        // A child's own requests (none yet) are served like any peer's.
-        smol::spawn(super::serve_dialogs(
-            self.actor.clone(),
-            chan.clone(),
-            incoming,
-        ))
+        // A child's own requests are served like any peer's.
+        task::spawn(
+            format!("serve {}", spec.name),
+            super::serve_dialogs(self.actor.clone(), chan.clone(), incoming),
+        )
         .detach();
+        // Remembered before its entry starts: once the entry runs, signals
+        // and dumps relayed through this actor reach the child.
+        self.actor.remember_child(LiveChild {
+            uid: uid.clone(),
+            pid,
+            portal: Portal { chan: chan.clone() },
+        });
+        if exited.get().is_some() {
+            // Reaped already, maybe before it was remembered.
+            self.actor.forget_child(pid);
+        }
         let mut main = chan
             .open(&spec.entry, args, &PldSpec::ANY)
             .await
@@ -287,8 +303,9 @@ impl Nursery {
         let main_cid = main.cid();
         let index = self.children.len();
         let results = self.results_tx.clone();
-        smol::spawn(async move {
-            let _ = results.send((index, main.result_raw().await)).await;
+        task::spawn(format!("result of {uid}"), async move {
+            let result = main.result_raw().instrument("child result").await;
+            let _ = results.send((index, result)).await;
         })
         .detach();
         log::debug!("{} spawned {uid} (pid {pid})", self.actor.uid());
@@ -385,7 +402,7 @@ impl Nursery {
                 let running = c.result.is_none();
                 let (chan, cid, pid, uid) = (c.chan.clone(), c.main_cid, c.pid, c.uid.clone());
                 let exited = c.exited.clone();
-                smol::spawn(async move {
+                task::spawn(format!("stop {uid}"), async move {
                     if running && exited.get().is_none() {
                         let _ = chan.send(&Msg::Cancel { cid }).await;
                     }

@@ -11,6 +11,7 @@ use super::tty::lock_queue;
 use super::DebugError;
 use crate::actor::Actor;
 use crate::msg::{ActorUid, RemoteError, TaskUid};
+use crate::task::Instrument;
 
 /// The user left a REPL with `q`: the paused task fails with this, and it
 /// propagates like any error (a parent sees it boxed as `Quit`).
@@ -164,6 +165,7 @@ async fn in_repl(
     let status = DebugStatus::get();
     status
         .enter(actor, task)
+        .instrument("tree lock for a REPL")
         .await
         .map_err(PauseError::Refused)?;
     // Armed only once this REPL holds the lock: DebugStatus has one
@@ -292,6 +294,7 @@ async fn run_repl(actor: &Actor, mut session: Session) -> Result<Outcome, DebugE
     // The REPL blocks on its input: off the executor, so the actor keeps
     // serving its dialogs meanwhile.
     smol::unblock(move || repl::run_on_stdio(&session))
+        .instrument("REPL")
         .await
         .map_err(|e| DebugError::Request(format!("REPL I/O: {e}")))
 }

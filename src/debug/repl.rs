@@ -361,6 +361,7 @@ commands:
   l, list         source around the pause
   p NAME          a value captured by pause!(NAME, ...)
   lock            the tree lock's state
+  tasks [json]    this process's task tree, as text or JSON
   gdb             attach gdb to this process on this terminal; back here
                   when it detaches
   h, help         this text";
@@ -399,6 +400,15 @@ pub fn run(
             },
             (Some("p"), None) => "*** p needs a name".to_owned(),
             (Some("lock"), _) => session.lock_state.clone(),
+            (Some("tasks"), Some("json")) => crate::task::TaskTree::capture().to_json(),
+            (Some("tasks"), _) => {
+                let tree = crate::task::TaskTree::capture();
+                if tree.is_empty() {
+                    "no tracked tasks in this process".to_owned()
+                } else {
+                    tree.to_text().trim_end().to_owned()
+                }
+            }
             (Some("h" | "help"), _) => HELP.to_owned(),
             (Some(other), _) => format!("*** unknown command {other:?}; h for help"),
         };

@@ -1,0 +1,297 @@
+//! `kill -USR1` task-tree dumps of a whole actor tree.
+//!
+//! When enabled ([`enable_stack_on_sig`], or `SMOL_DEVX_STACK_ON_SIG=1`
+//! with [`install`]), SIGUSR1 makes an actor write its
+//! [task tree](crate::task::TaskTree) to stderr and append it to
+//! `<tmpdir>/smol-devx-<pid>.log`, then relay the signal to its children:
+//! every actor dumps, parent before child. The root also gathers every
+//! actor's tree over IPC into one dump ordered by the actor tree, appended
+//! to its log as text and written as JSON to
+//! `<tmpdir>/smol-devx-tree-<root pid>.json`. An actor that does not
+//! answer in time (its threads are stuck) is marked missing, and the
+//! program keeps running after a dump.
+//!
+//! The signal is watched on the runtime with `async-signal`: no work runs
+//! in a signal handler.
+//!
+//! ```no_run
+//! use smol_devx::actor::Runtime;
+//! use smol_devx::stack_on_sig;
+//!
+//! fn main() -> std::process::ExitCode {
+//!     stack_on_sig::enable_stack_on_sig().expect("SIGUSR1 watcher");
+//!     stack_on_sig::install(Runtime::new()).run(|_root| async {
+//!         // ... `kill -USR1 <pid>` now dumps every actor's tasks.
+//!         Ok::<_, std::io::Error>(())
+//!     })
+//! }
+//! ```
+
+use std::fmt;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use async_signal::{Signal, Signals};
+use serde::{Deserialize, Serialize};
+use smol::future::FutureExt;
+use smol::stream::StreamExt;
+
+use crate::actor::{env, Actor, Runtime};
+use crate::codec::PldSpec;
+use crate::msg::ActorUid;
+use crate::task::{self, Instrument, TaskTree};
+
+/// `1` turns the dumps on; passed on to every subactor once enabled.
+pub const ENV: &str = "SMOL_DEVX_STACK_ON_SIG";
+
+/// The dialog through which a parent asks a child for its dump.
+pub const TREE_HANDLER: &str = "smol_devx.task_tree";
+
+/// How long the root waits for the whole tree's answers. Each level gives
+/// its children three quarters of its own budget, so that a stuck
+/// grandchild is reported missing by its parent, not its whole branch by
+/// the root.
+pub const GATHER_BUDGET: Duration = Duration::from_secs(2);
+
+/// One actor's task tree, with those of its descendants.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ActorDump {
+    /// Who.
+    pub actor: ActorUid,
+    /// Its process id.
+    pub pid: u32,
+    /// Its tasks; `None` when it did not answer.
+    pub tasks: Option<TaskTree>,
+    /// Why its tasks are missing.
+    pub missing: Option<String>,
+    /// Its children's dumps, in spawn order.
+    pub children: Vec<ActorDump>,
+}
+
+impl ActorDump {
+    /// Every actor in the dump, this one first, depth first.
+    pub fn actors(&self) -> Vec<&ActorDump> {
+        let mut out = vec![self];
+        for child in &self.children {
+            out.extend(child.actors());
+        }
+        out
+    }
+
+    fn write(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
+        let pad = "  ".repeat(depth);
+        write!(f, "{pad}actor {} pid {}", self.actor, self.pid)?;
+        match (&self.tasks, &self.missing) {
+            (Some(tasks), _) => {
+                writeln!(f, ": {} tasks", tasks.len())?;
+                for line in tasks.to_text().lines() {
+                    writeln!(f, "{pad}  {line}")?;
+                }
+            }
+            (None, why) => writeln!(f, ": MISSING ({})", why.as_deref().unwrap_or("?"))?,
+        }
+        for child in &self.children {
+            child.write(f, depth + 1)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ActorDump {
+    /// Each actor's header, its tasks indented under it, its children
+    /// indented under those.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write(f, 0)
+    }
+}
+
+/// Registers the dump handler on `runtime` (every actor of a tree must
+/// have it for the root's gathered dump) and, when `SMOL_DEVX_STACK_ON_SIG`
+/// is `1`, enables the dumps in this process. Call it in `main`, which
+/// subactors run too.
+pub fn install(runtime: Runtime) -> Runtime {
+    if std::env::var(ENV).as_deref() == Ok("1") {
+        if let Err(e) = enable_stack_on_sig() {
+            log::error!("cannot watch SIGUSR1: {e}");
+        }
+    }
+    runtime.handler(
+        TREE_HANDLER,
+        &PldSpec::ANY,
+        |actor: Actor, _ctx, budget_ms: u64| async move {
+            let budget = Duration::from_millis(budget_ms).min(GATHER_BUDGET);
+            Ok::<_, std::io::Error>(gather(&actor, budget).await)
+        },
+    )
+}
+
+/// Starts dumping on SIGUSR1 in this process, and passes the setting on
+/// to every subactor spawned from now on. Idempotent. Until it is called,
+/// SIGUSR1 keeps its default action (the process ends).
+pub fn enable_stack_on_sig() -> std::io::Result<()> {
+    static ENABLED: OnceLock<()> = OnceLock::new();
+    if ENABLED.get().is_some() {
+        return Ok(());
+    }
+    // Created here, not in the task: a signal sent right after this call
+    // returns is caught, not fatal.
+    let mut signals = Signals::new([Signal::Usr1])?;
+    if ENABLED.set(()).is_err() {
+        return Ok(());
+    }
+    env::pass_on(ENV, "1");
+    task::spawn("dump tasks on SIGUSR1", async move {
+        while signals.next().instrument("SIGUSR1").await.is_some() {
+            on_signal().await;
+        }
+    })
+    .detach();
+    Ok(())
+}
+
+/// `<tmpdir>/smol-devx-<pid>.log`, where each dump of process `pid` is
+/// appended.
+pub fn log_path(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("smol-devx-{pid}.log"))
+}
+
+/// `<tmpdir>/smol-devx-tree-<root pid>.json`: the last gathered dump.
+pub fn json_path(root_pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("smol-devx-tree-{root_pid}.json"))
+}
+
+/// Dumps name the program's tasks and actors: only the user reads them.
+fn open_private(path: &std::path::Path, append: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .mode(0o600)
+        .open(path)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    open_private(path, false)?.write_all(bytes)
+}
+
+fn append_log(text: &str) {
+    let path = log_path(std::process::id());
+    let written = open_private(&path, true).and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        log::error!("cannot append the task dump to {}: {e}", path.display());
+    }
+}
+
+fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Dumps this process, relays the signal to the children, and (in the
+/// root) gathers the tree's dump.
+async fn on_signal() {
+    let actor = Actor::current();
+    let pid = std::process::id();
+    let who = actor
+        .as_ref()
+        .map_or_else(|| "this process".to_owned(), |a| a.uid().to_string());
+    let tree = TaskTree::capture();
+    let text = format!(
+        "--- smol-devx: tasks of {who} pid {pid} (SIGUSR1, unix time {}) ---\n{}--- end of tasks of {who} pid {pid} ---\n",
+        unix_time(),
+        tree.to_text()
+    );
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    append_log(&text);
+    let Some(actor) = actor else { return };
+    // Parent before child: each child dumps once this one has written.
+    for child in actor.children() {
+        let pid = i32::try_from(child.pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            if let Err(e) = rustix::process::kill_process(pid, rustix::process::Signal::USR1) {
+                log::warn!("cannot relay SIGUSR1 to {}: {e}", child.uid);
+            }
+        }
+    }
+    if actor.is_root() {
+        let dump = gather(&actor, GATHER_BUDGET).await;
+        let actors = dump.actors();
+        let missing = actors.iter().filter(|a| a.tasks.is_none()).count();
+        append_log(&format!(
+            "=== smol-devx: gathered task trees of the actor tree of {who} pid {pid}: {} actors, {missing} missing ===\n{dump}=== end of gathered task trees ===\n",
+            actors.len(),
+        ));
+        let json = json_path(pid);
+        let written = serde_json::to_vec(&dump)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| write_private(&json, &bytes));
+        match written {
+            Ok(()) => eprintln!(
+                "smol-devx: gathered task trees of {} actors ({missing} missing) in {} and {}",
+                actors.len(),
+                log_path(pid).display(),
+                json.display()
+            ),
+            Err(e) => log::error!("cannot write {}: {e}", json.display()),
+        }
+    }
+}
+
+/// This actor's tree with those of its descendants, asked for over IPC;
+/// a child that does not answer within `budget` is marked missing.
+pub async fn gather(actor: &Actor, budget: Duration) -> ActorDump {
+    let child_budget = budget * 3 / 4;
+    let asks: Vec<_> = actor
+        .children()
+        .into_iter()
+        .map(|child| {
+            let name = format!("gather tasks of {}", child.uid.name);
+            task::spawn(name, async move {
+                let budget_ms = u64::try_from(child_budget.as_millis()).unwrap_or(u64::MAX);
+                let asked = async {
+                    Some(
+                        child
+                            .portal
+                            .run::<_, ActorDump>(TREE_HANDLER, &budget_ms)
+                            .await,
+                    )
+                }
+                .or(async {
+                    smol::Timer::after(budget).await;
+                    None
+                });
+                let missing = |why: String| ActorDump {
+                    actor: child.uid.clone(),
+                    pid: child.pid,
+                    tasks: None,
+                    missing: Some(why),
+                    children: Vec::new(),
+                };
+                match asked.instrument("child's task tree").await {
+                    Some(Ok(dump)) => dump,
+                    Some(Err(e)) => missing(format!("asking failed: {e}")),
+                    None => missing(format!("no reply within {budget:?}")),
+                }
+            })
+        })
+        .collect();
+    let tasks = TaskTree::capture();
+    let mut children = Vec::with_capacity(asks.len());
+    for ask in asks {
+        children.push(ask.await);
+    }
+    ActorDump {
+        actor: actor.uid().clone(),
+        pid: std::process::id(),
+        tasks: Some(tasks),
+        missing: None,
+        children,
+    }
+}
