@@ -89,6 +89,42 @@ fn compare<F: Future<Output = ()>, G: Future<Output = ()>>(
 }
 
 fn await_benches() {
+    if let Ok(form) = std::env::var("TASKS_BENCH_PROFILE_AWAIT") {
+        // For `valgrind --tool=callgrind` (instruction counts do not
+        // drift with the machine): TASKS_BENCH_ROUNDS x 10k awaits of one
+        // form, nothing else. Forms: bare1, inst1, bare2, inst2 (inside a
+        // tracked task), out-bare1, out-inst1 (outside any).
+        let rounds: u32 = std::env::var("TASKS_BENCH_ROUNDS").map_or(1000, |r| r.parse().unwrap());
+        macro_rules! awaits {
+            ($await:expr) => {
+                async {
+                    for i in 0..AWAITS {
+                        black_box($await(i).await);
+                    }
+                }
+            };
+        }
+        let one = |i: u32| black_box(async move { i });
+        let two = |_: u32| black_box(TwoPolls(false));
+        for _ in 0..rounds {
+            match form.as_str() {
+                "bare1" => future::block_on(task::track("bench", awaits!(one))),
+                "inst1" => future::block_on(task::track(
+                    "bench",
+                    awaits!(|i| one(i).instrument("one")),
+                )),
+                "bare2" => future::block_on(task::track("bench", awaits!(two))),
+                "inst2" => future::block_on(task::track(
+                    "bench",
+                    awaits!(|i| two(i).instrument("two")),
+                )),
+                "out-bare1" => future::block_on(awaits!(one)),
+                "out-inst1" => future::block_on(awaits!(|i| one(i).instrument("out"))),
+                other => panic!("unknown form {other}"),
+            }
+        }
+        return;
+    }
     compare(
         "await, 1 poll, tracked task",
         true,
@@ -204,6 +240,13 @@ fn dump_benches() {
         text.len() / 1024,
         json.len() / 1024
     );
+    if std::env::var_os("TASKS_BENCH_PROFILE_CAPTURE").is_some() {
+        // For `perf record`: capture only, for a while.
+        for _ in 0..300 {
+            black_box(TaskTree::capture());
+        }
+        return;
+    }
     let capture = measure("capture 10k parked tasks, 3 spans deep", 1, 50, || {
         black_box(TaskTree::capture());
     });

@@ -121,32 +121,31 @@ static REGISTRY: [Padded; SHARDS] = [const {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// The tracked task this thread is polling (0: none). Kept apart from
-    /// `FRAME` because it has no destructor: reading it is the whole cost
-    /// of `instrument` outside a tracked task.
-    static TASK: Cell<u64> = const { Cell::new(0) };
-    /// The spans of the task this thread is polling.
-    static FRAME: RefCell<Frame> = const { RefCell::new(Frame::NONE) };
-}
-
-/// The spans of the task being polled on this thread.
-struct Frame {
-    /// The span whose future is being polled (0: the task's own body).
-    current: u32,
-    /// Whether a span opened or closed during this poll.
-    dirty: bool,
-    stack: SpanStack,
-}
-
-impl Frame {
-    const NONE: Frame = Frame {
-        current: 0,
-        dirty: false,
-        stack: SpanStack {
-            spans: Vec::new(),
-            next: 0,
-        },
+    /// Where this thread is: the tracked task it polls and the span being
+    /// polled. Plain cells with no destructor, so reading them is a load
+    /// from the thread's block: the whole cost of `instrument` outside a
+    /// tracked task, and of re-entering a span.
+    static HERE: Here = const {
+        Here {
+            task: Cell::new(0),
+            current: Cell::new(0),
+            next: Cell::new(0),
+            dirty: Cell::new(false),
+        }
     };
+    /// The open spans of the task this thread polls.
+    static STACK: RefCell<Vec<SpanRec>> = const { RefCell::new(Vec::new()) };
+}
+
+struct Here {
+    /// The task being polled (0: none).
+    task: Cell<u64>,
+    /// The span whose future is being polled (0: the task's own body).
+    current: Cell<u32>,
+    /// The id the task's next span gets.
+    next: Cell<u32>,
+    /// Whether a span opened or closed during this poll.
+    dirty: Cell<bool>,
 }
 
 /// The registry's clock, in nanoseconds: the kernel's coarse monotonic
@@ -154,8 +153,22 @@ impl Frame {
 /// ~35 ns. It ticks every few milliseconds, so one poll's busy time reads
 /// as 0 or one tick; since a poll starts at a random phase of the tick,
 /// the sum over many polls is still an unbiased estimate of busy time.
+///
+/// Through libc, not rustix: rustix parses the vDSO itself, which crashes
+/// programs run under valgrind (rustix issue 1559), and a debugging crate
+/// must not break the other debuggers.
+#[allow(unsafe_code)]
 fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid, writable timespec for the call's duration;
+    // CLOCK_MONOTONIC_COARSE exists on every Linux this crate supports.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut t) };
+    if rc != 0 {
+        return 0;
+    }
     let ns = i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
     u64::try_from(ns).unwrap_or(0)
 }
@@ -169,7 +182,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// The id of the tracked task running on this thread, if any.
 #[inline]
 pub fn current_id() -> Option<u64> {
-    Some(TASK.get()).filter(|&t| t != 0)
+    Some(HERE.with(|h| h.task.get())).filter(|&t| t != 0)
 }
 
 /// Where a registered task sits in the registry.
@@ -382,25 +395,28 @@ pin_project_lite::pin_project! {
 struct Entered<'a> {
     node: &'a Node,
     stack: &'a mut SpanStack,
-    saved_task: u64,
-    saved: Frame,
+    saved: (u64, u32, u32, bool),
+    saved_spans: Vec<SpanRec>,
 }
 
 impl<'a> Entered<'a> {
     #[inline]
     fn enter(node: &'a Node, stack: &'a mut SpanStack) -> Self {
-        let frame = Frame {
-            current: 0,
-            dirty: false,
-            stack: std::mem::take(stack),
-        };
-        let saved_task = TASK.replace(node.id);
-        let saved = FRAME.with(|f| f.replace(frame));
+        let saved = HERE.with(|h| {
+            (
+                h.task.replace(node.id),
+                h.current.replace(0),
+                h.next.replace(stack.next),
+                h.dirty.replace(false),
+            )
+        });
+        let spans = std::mem::take(&mut stack.spans);
+        let saved_spans = STACK.with(|s| s.replace(spans));
         Self {
             node,
             stack,
-            saved_task,
             saved,
+            saved_spans,
         }
     }
 }
@@ -408,10 +424,15 @@ impl<'a> Entered<'a> {
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        TASK.set(self.saved_task);
-        let frame = FRAME.with(|f| f.replace(std::mem::replace(&mut self.saved, Frame::NONE)));
-        *self.stack = frame.stack;
-        if !frame.dirty {
+        let (task, current, next, dirty) = self.saved;
+        let (next, dirty) = HERE.with(|h| {
+            h.task.set(task);
+            h.current.set(current);
+            (h.next.replace(next), h.dirty.replace(dirty))
+        });
+        let spans = STACK.with(|s| s.replace(std::mem::take(&mut self.saved_spans)));
+        *self.stack = SpanStack { spans, next };
+        if !dirty {
             return;
         }
         let (node, spans) = (self.node, &self.stack.spans);
@@ -472,32 +493,29 @@ impl<F: Future> Future for Tracked<F> {
 /// [`leave_span`].
 #[inline]
 pub(crate) fn open_span(what: &'static str) -> Option<(u64, u32, u32)> {
-    let task = TASK.get();
-    if task == 0 {
-        return None;
-    }
-    FRAME.with(|f| {
-        let mut f = f.try_borrow_mut().ok()?;
-        f.stack.next = f.stack.next.wrapping_add(1).max(1);
-        let id = f.stack.next;
-        let parent = std::mem::replace(&mut f.current, id);
-        f.stack.spans.push(SpanRec { id, parent, what });
-        f.dirty = true;
-        Some((task, id, parent))
-    })
+    let (task, id, parent) = HERE.with(|h| {
+        let task = h.task.get();
+        if task == 0 {
+            return None;
+        }
+        let id = h.next.get().wrapping_add(1).max(1);
+        h.next.set(id);
+        h.dirty.set(true);
+        Some((task, id, h.current.replace(id)))
+    })?;
+    STACK.with(|s| {
+        s.try_borrow_mut()
+            .ok()
+            .map(|mut s| s.push(SpanRec { id, parent, what }))
+    })?;
+    Some((task, id, parent))
 }
 
 /// Makes `span` of `task` the one being polled; returns the previous one
 /// for [`leave_span`]. `None` when `task` is not the one polled here.
 #[inline]
 pub(crate) fn enter_span(task: u64, span: u32) -> Option<u32> {
-    if TASK.get() != task {
-        return None;
-    }
-    FRAME.with(|f| {
-        let mut f = f.try_borrow_mut().ok()?;
-        Some(std::mem::replace(&mut f.current, span))
-    })
+    HERE.with(|h| (h.task.get() == task).then(|| h.current.replace(span)))
 }
 
 /// Restores the span being polled to `prev` and, when `close` is set,
@@ -505,40 +523,46 @@ pub(crate) fn enter_span(task: u64, span: u32) -> Option<u32> {
 /// that entered it.
 #[inline]
 pub(crate) fn leave_span(span: u32, prev: u32, close: bool) {
-    FRAME.with(|f| {
-        if let Ok(mut f) = f.try_borrow_mut() {
-            f.current = prev;
-            if close {
-                remove(&mut f.stack.spans, span);
-                f.dirty = true;
-            }
+    HERE.with(|h| {
+        h.current.set(prev);
+        if close {
+            h.dirty.set(true);
         }
     });
+    if close {
+        remove(span);
+    }
 }
 
 /// Closes `span` of `task`, when that task is the one polled here (a
 /// span's future dropped elsewhere leaves with its task).
 #[inline]
 pub(crate) fn close_span(task: u64, span: u32) {
-    if TASK.get() != task {
-        return;
-    }
-    FRAME.with(|f| {
-        if let Ok(mut f) = f.try_borrow_mut() {
-            remove(&mut f.stack.spans, span);
-            f.dirty = true;
+    let here = HERE.with(|h| {
+        let here = h.task.get() == task;
+        if here {
+            h.dirty.set(true);
         }
-    })
+        here
+    });
+    if here {
+        remove(span);
+    }
 }
 
 #[inline]
-fn remove(spans: &mut Vec<SpanRec>, span: u32) {
-    // Nearly always the last one: spans close innermost first.
-    if spans.last().is_some_and(|s| s.id == span) {
-        spans.pop();
-    } else if let Some(i) = spans.iter().rposition(|s| s.id == span) {
-        spans.remove(i);
-    }
+fn remove(span: u32) {
+    STACK.with(|s| {
+        let Ok(mut spans) = s.try_borrow_mut() else {
+            return;
+        };
+        // Nearly always the last one: spans close innermost first.
+        if spans.last().is_some_and(|s| s.id == span) {
+            spans.pop();
+        } else if let Some(i) = spans.iter().rposition(|s| s.id == span) {
+            spans.remove(i);
+        }
+    })
 }
 
 #[cfg(test)]

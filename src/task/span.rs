@@ -30,6 +30,7 @@ use super::registry::{close_span, enter_span, leave_span, open_span};
 pub trait Instrument: Future + Sized {
     /// Labels this await: while it is pending, task dumps show `what`
     /// under the awaiting task.
+    #[inline]
     fn instrument(self, what: &'static str) -> Instrumented<Self> {
         Instrumented {
             fut: self,
@@ -68,6 +69,7 @@ pin_project_lite::pin_project! {
 impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
         let prev = if *this.span == 0 {

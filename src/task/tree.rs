@@ -170,6 +170,21 @@ fn micros(d: Duration) -> u64 {
 /// Spans come in opening order, so a span's parent precedes it; stacks
 /// are short, so children are found by a scan.
 fn span_list(spans: &[SpanRec]) -> Vec<SpanEntry> {
+    let chain = spans.first().is_some_and(|s| s.parent == 0)
+        && spans.windows(2).all(|w| w[1].parent == w[0].id);
+    if chain {
+        // The common shape (nested awaits, no joins): already depth first.
+        let last = spans.len() - 1;
+        return spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SpanEntry {
+                what: Cow::Borrowed(s.what),
+                depth: i as u32,
+                leaf: i == last,
+            })
+            .collect();
+    }
     let mut out = Vec::with_capacity(spans.len());
     let is_root = |s: &SpanRec| s.parent == 0 || !spans.iter().any(|p| p.id == s.parent);
     // Depth-first, with an explicit stack (spans, depth) in reverse so the
