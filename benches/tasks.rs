@@ -109,15 +109,13 @@ fn await_benches() {
         for _ in 0..rounds {
             match form.as_str() {
                 "bare1" => future::block_on(task::track("bench", awaits!(one))),
-                "inst1" => future::block_on(task::track(
-                    "bench",
-                    awaits!(|i| one(i).instrument("one")),
-                )),
+                "inst1" => {
+                    future::block_on(task::track("bench", awaits!(|i| one(i).instrument("one"))))
+                }
                 "bare2" => future::block_on(task::track("bench", awaits!(two))),
-                "inst2" => future::block_on(task::track(
-                    "bench",
-                    awaits!(|i| two(i).instrument("two")),
-                )),
+                "inst2" => {
+                    future::block_on(task::track("bench", awaits!(|i| two(i).instrument("two"))))
+                }
                 "out-bare1" => future::block_on(awaits!(one)),
                 "out-inst1" => future::block_on(awaits!(|i| one(i).instrument("out"))),
                 other => panic!("unknown form {other}"),
