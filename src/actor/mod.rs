@@ -105,7 +105,16 @@ pub struct LiveChild {
     pub pid: u32,
     /// The way to its handlers.
     pub portal: Portal,
+    /// Its entry's dialog, once opened: cancelling it cancels the child.
+    main: Option<crate::msg::Cid>,
 }
+
+/// What a root does on its way out (restore the terminal, say);
+/// registered with [`Runtime::on_exit`].
+pub type ExitHook = Arc<dyn Fn(&Actor) + Send + Sync>;
+
+/// The exit code of a tree cancelled by ctrl-c (128 + SIGINT).
+pub const CANCELLED_EXIT: u8 = 130;
 
 /// A spawned child's connection, handed from the accept loop to the
 /// nursery waiting for it.
@@ -153,6 +162,9 @@ struct ActorInner {
     parent_addr: Option<Addr>,
     root_chan: smol::lock::Mutex<Option<Channel>>,
     children: Mutex<Vec<LiveChild>>,
+    /// Set once by [`Actor::cancel_tree`]: why the tree is cancelled.
+    cancel: (Sender<String>, Receiver<String>),
+    cancel_requested: std::sync::atomic::AtomicBool,
     pending_spawns: Mutex<HashMap<String, Sender<Connected>>>,
     socket_dir: Option<PathBuf>,
     crash_hook: Option<CrashHook>,
@@ -223,6 +235,56 @@ impl Actor {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         children.push(child);
+    }
+
+    fn set_child_main(&self, pid: u32, cid: crate::msg::Cid) {
+        let mut children = self
+            .inner
+            .children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(child) = children.iter_mut().find(|c| c.pid == pid) {
+            child.main = Some(cid);
+        }
+    }
+
+    /// Cancels the whole tree (root only; a subactor's request is
+    /// ignored with a warning): every live child's entry is cancelled,
+    /// the children get [`Nursery::DEFAULT_GRACE`] to end, then the root's
+    /// body is dropped (its nurseries kill what is left), and the root
+    /// exits with [`CANCELLED_EXIT`]. The debugger's ctrl-c handling calls
+    /// it; so can a host's own shutdown path. Later calls do nothing.
+    pub fn cancel_tree(&self, why: &str) {
+        if !self.is_root() {
+            log::warn!("{}: only the root cancels the tree ({why})", self.uid());
+            return;
+        }
+        use std::sync::atomic::Ordering;
+        if !self.inner.cancel_requested.swap(true, Ordering::SeqCst) {
+            let _ = self.inner.cancel.0.try_send(why.to_owned());
+        }
+    }
+
+    /// Whether [`Actor::cancel_tree`] was called.
+    pub fn cancel_requested(&self) -> bool {
+        self.inner
+            .cancel_requested
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Cancels every live child's entry, then waits up to `grace` for them
+    /// all to be reaped.
+    async fn cancel_children(&self, grace: std::time::Duration) {
+        for child in self.children() {
+            if let Some(cid) = child.main {
+                log::info!("{}: cancelling {}", self.uid(), child.uid);
+                let _ = child.portal.chan.send(&Msg::Cancel { cid }).await;
+            }
+        }
+        let deadline = std::time::Instant::now() + grace;
+        while !self.children().is_empty() && std::time::Instant::now() < deadline {
+            smol::Timer::after(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     fn forget_child(&self, pid: u32) {
@@ -318,6 +380,7 @@ impl Actor {
 /// Declares a program's entries and handlers, then runs it as the root
 /// or as the subactor its environment names.
 pub struct Runtime {
+    exit_hooks: Vec<ExitHook>,
     crash_hook: Option<CrashHook>,
     teardown_hook: Option<TeardownHook>,
     name: String,
@@ -342,6 +405,7 @@ impl Runtime {
             _ => Transport::Unix,
         };
         Self {
+            exit_hooks: Vec::new(),
             crash_hook: None,
             teardown_hook: None,
             name: "root".into(),
@@ -377,6 +441,13 @@ impl Runtime {
     /// debug mode.
     pub fn before_teardown(mut self, hook: TeardownHook) -> Self {
         self.teardown_hook = Some(hook);
+        self
+    }
+
+    /// Runs `hook` when the root is about to exit, however it ends
+    /// (not in subactors).
+    pub fn on_exit(mut self, hook: ExitHook) -> Self {
+        self.exit_hooks.push(hook);
         self
     }
 
@@ -441,7 +512,7 @@ impl Runtime {
     /// then never returns), or else the root with `root` as its body.
     /// An `Err` from the body goes to the crash hook (in debug mode), is
     /// printed, and makes the exit code 1.
-    pub fn run<F, Fut, E>(self, root: F) -> ExitCode
+    pub fn run<F, Fut, E>(mut self, root: F) -> ExitCode
     where
         F: FnOnce(Actor) -> Fut,
         Fut: Future<Output = Result<(), E>>,
@@ -451,6 +522,7 @@ impl Runtime {
         if let Ok(entry) = std::env::var(env::ENTRY) {
             self.run_sub(entry)
         }
+        let exit_hooks = std::mem::take(&mut self.exit_hooks);
         let actor = match self.boot_root() {
             Ok(actor) => actor,
             Err(e) => {
@@ -458,9 +530,20 @@ impl Runtime {
                 return ExitCode::FAILURE;
             }
         };
+        let cancelled = actor.inner.cancel.1.clone();
         let result = smol::block_on(task::track("root", async {
-            let result = root(actor.clone()).await;
-            if let Err(e) = &result {
+            let body = async { Some(root(actor.clone()).await) };
+            let cancel = async {
+                let why = cancelled.recv().await.unwrap_or_default();
+                log::warn!("{}: cancelling the actor tree: {why}", actor.uid());
+                actor.cancel_children(nursery::Nursery::DEFAULT_GRACE).await;
+                None
+            };
+            let result = body.instrument("root body").or(cancel).await;
+            if actor.cancel_requested() {
+                return None;
+            }
+            if let Some(Err(e)) = &result {
                 actor
                     .crashed(e.to_string(), || error::box_error_ref(e, actor.uid()))
                     .await;
@@ -468,11 +551,18 @@ impl Runtime {
             result
         }));
         actor.cleanup();
+        for hook in &exit_hooks {
+            hook(&actor);
+        }
         match result {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
+            Some(Ok(())) => ExitCode::SUCCESS,
+            Some(Err(e)) => {
                 eprintln!("{e}");
                 ExitCode::FAILURE
+            }
+            None => {
+                eprintln!("smol-devx: the actor tree was cancelled");
+                ExitCode::from(CANCELLED_EXIT)
             }
         }
     }
@@ -524,6 +614,8 @@ impl Runtime {
                 parent_addr,
                 root_chan: smol::lock::Mutex::new(None),
                 children: Mutex::new(Vec::new()),
+                cancel: smol::channel::bounded(1),
+                cancel_requested: std::sync::atomic::AtomicBool::new(false),
                 pending_spawns: Mutex::new(HashMap::new()),
                 socket_dir,
                 crash_hook: self.crash_hook,

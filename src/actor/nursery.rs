@@ -62,7 +62,7 @@ pub struct ChildId(usize);
 /// The way to a child's handlers: opens dialogs on its connection.
 #[derive(Clone, Debug)]
 pub struct Portal {
-    chan: Channel,
+    pub(super) chan: Channel,
 }
 
 impl Portal {
@@ -291,6 +291,7 @@ impl Nursery {
             uid: uid.clone(),
             pid,
             portal: Portal { chan: chan.clone() },
+            main: None,
         });
         if exited.get().is_some() {
             // Reaped already, maybe before it was remembered.
@@ -301,6 +302,7 @@ impl Nursery {
             .await
             .map_err(|e| self.fail("start the entry", e))?;
         let main_cid = main.cid();
+        self.actor.set_child_main(pid, main_cid);
         let index = self.children.len();
         let results = self.results_tx.clone();
         task::spawn(format!("result of {uid}"), async move {
@@ -373,8 +375,14 @@ impl Nursery {
         err
     }
 
-    /// Cancels every child still running and reaps them all.
+    /// Cancels every child still running and reaps them all; when this
+    /// actor or a child runs in debug mode, only once no one in the tree
+    /// is in (or waiting for) a REPL.
     pub async fn cancel(&mut self) {
+        // Not while someone in the tree is in (or waiting for) a REPL: the
+        // children being cancelled may be the ones debugged.
+        let debugged = self.children.iter().any(|c| c.debug_mode);
+        self.actor.before_teardown(debugged).await;
         self.stop_all().await;
     }
 

@@ -12,6 +12,7 @@ pub mod crash;
 pub mod lock;
 pub mod pause;
 pub mod repl;
+pub mod sigint;
 pub mod status;
 pub mod tty;
 

@@ -15,6 +15,7 @@
 use std::future::Future;
 
 use super::lock::{Lock, LockGuard, Owner};
+use super::sigint::Liveness;
 use super::DebugError;
 use crate::actor::{Actor, Runtime};
 use crate::codec::{encode_pld, PldSpec};
@@ -48,6 +49,12 @@ pub trait LockDialog: Send {
     fn recv(&mut self) -> impl Future<Output = Result<Option<LockMsg>, DebugError>> + Send;
     /// Subactor: waits for the dialog's final result.
     fn result(&mut self) -> impl Future<Output = Result<LockMsg, DebugError>> + Send;
+    /// Root: tells, at any later time, whether the peer is still
+    /// connected; ctrl-c finds stale holders with it. The default says
+    /// always.
+    fn liveness(&self) -> Liveness {
+        std::sync::Arc::new(|| true)
+    }
 }
 
 fn link_error(e: DialogError) -> DebugError {
@@ -82,13 +89,23 @@ impl LockDialog for Context {
     async fn result(&mut self) -> Result<LockMsg, DebugError> {
         Context::result(self).await.map_err(link_error)
     }
+    fn liveness(&self) -> Liveness {
+        let chan = self.channel().clone();
+        std::sync::Arc::new(move || chan.is_connected())
+    }
 }
 
 /// Registers the root's lock handlers on a runtime. Every program whose
 /// actors use the debugger calls it (the handlers only run in the root).
 pub fn install(runtime: Runtime) -> Runtime {
     crate::actor::error::register_namer(super::pause::error_name);
+    // Before anything can prompt: an early ctrl-c must find the watcher.
+    let is_root = std::env::var_os(crate::actor::env::ENTRY).is_none();
+    super::sigint::watch(is_root);
     runtime
+        .on_exit(std::sync::Arc::new(|_: &Actor| {
+            super::sigint::restore_terminal()
+        }))
         .on_crash(super::pause::crash_hook())
         .before_teardown(std::sync::Arc::new(|actor: Actor| {
             Box::pin(async move {
@@ -151,6 +168,7 @@ pub async fn lock_stdio_for_peer<D: LockDialog>(
         cid: Some(cid),
     };
     let guard = lock.acquire(owner.clone()).await?;
+    let _holding = super::sigint::holding(owner.clone(), dialog.liveness());
     // From here every way out but a clean release is a forced one, and
     // says so; the guard releases on drop, also when this future is
     // dropped (the dialog was cancelled).
@@ -230,6 +248,10 @@ impl Drop for Held {
                 self.owner,
                 self.why
             );
+            // A holder that ended this way may have left the terminal in
+            // its editor's raw mode: back to the root's before the next
+            // holder prompts.
+            super::sigint::restore_terminal();
             guard.release();
         }
     }

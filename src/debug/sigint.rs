@@ -1,0 +1,149 @@
+//! ctrl-c while a REPL may be live, and the terminal mode as state the
+//! root owns.
+//!
+//! Every process of a tree watches SIGINT with one `async-signal`
+//! `Signals`, created by [`install`](super::tty::install) before anything
+//! can prompt and kept for the process's life. What a ctrl-c does is
+//! decided when it arrives, from the tree lock's state:
+//!
+//! - root, the lock held (or waited for) by a live REPL: ignored, with
+//!   one log line; a REPL does not end because a key was pressed;
+//! - root, the holder's connection gone (a stale lock): the lock is
+//!   released, the terminal mode restored, and the next ctrl-c cancels;
+//! - root, no REPL anywhere: the tree is cancelled
+//!   ([`Actor::cancel_tree`]);
+//! - subactors never act on a terminal ctrl-c: their parent supervises
+//!   them. One that lost its parent exits.
+//!
+//! A line editor in raw mode clears `ISIG`, so while a REPL reads no
+//! SIGINT is raised at all: the editor gets the key and redraws its
+//! prompt. That is also why the terminal mode is shared state: a holder
+//! that dies in raw mode would leave ctrl-c dead for every process. The
+//! root snapshots the mode at start-up and restores it whenever a holder
+//! releases abnormally or dies, and when it exits.
+
+use std::os::fd::AsFd;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_signal::{Signal, Signals};
+use smol::stream::StreamExt;
+
+use super::lock::{Lock, Owner};
+use super::status::DebugStatus;
+use crate::actor::Actor;
+use crate::task::{self, Instrument};
+
+/// Tells whether a lock holder's connection is alive.
+pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// The remote holder of the root's lock and how to tell it is alive,
+/// kept by the lock dialog for as long as it holds.
+static HOLDER: Mutex<Option<(Owner, Liveness)>> = Mutex::new(None);
+
+/// The terminal mode at start-up (root, stdin a terminal).
+static SAVED_MODE: OnceLock<Option<rustix::termios::Termios>> = OnceLock::new();
+
+/// Starts watching SIGINT for this process's whole life; in the root,
+/// first snapshots the terminal mode. Called once, early.
+pub(crate) fn watch(is_root: bool) {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    if STARTED.set(()).is_err() {
+        return;
+    }
+    if is_root {
+        SAVED_MODE.get_or_init(|| {
+            let stdin = std::io::stdin();
+            let fd = stdin.as_fd();
+            rustix::termios::isatty(fd)
+                .then(|| rustix::termios::tcgetattr(fd).ok())
+                .flatten()
+        });
+    }
+    let mut signals = match Signals::new([Signal::Int]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            log::error!("cannot watch SIGINT, ctrl-c keeps its default action: {e}");
+            return;
+        }
+    };
+    task::spawn("SIGINT watcher", async move {
+        while signals.next().instrument("SIGINT").await.is_some() {
+            on_sigint();
+        }
+    })
+    .detach();
+}
+
+/// The lock dialog records its remote holder for the SIGINT watcher.
+pub(crate) fn holding(owner: Owner, alive: Liveness) -> HolderMark {
+    *HOLDER.lock().unwrap_or_else(|e| e.into_inner()) = Some((owner.clone(), alive));
+    HolderMark(owner)
+}
+
+/// Clears the record of a remote holder when dropped.
+pub(crate) struct HolderMark(Owner);
+
+impl Drop for HolderMark {
+    fn drop(&mut self) {
+        let mut holder = HOLDER.lock().unwrap_or_else(|e| e.into_inner());
+        if holder.as_ref().is_some_and(|(o, _)| *o == self.0) {
+            *holder = None;
+        }
+    }
+}
+
+/// Puts the terminal back in the mode the root found it in. Root only;
+/// does nothing when stdin is not a terminal.
+pub fn restore_terminal() {
+    let Some(Some(mode)) = SAVED_MODE.get() else {
+        return;
+    };
+    let stdin = std::io::stdin();
+    let restored =
+        rustix::termios::tcsetattr(stdin.as_fd(), rustix::termios::OptionalActions::Now, mode);
+    match restored {
+        Ok(()) => log::debug!("terminal mode restored"),
+        Err(e) => log::warn!("cannot restore the terminal mode: {e}"),
+    }
+}
+
+fn on_sigint() {
+    let Some(actor) = Actor::current() else {
+        // No actor yet, so no REPL and nothing to cancel gracefully: do
+        // what ctrl-c does by default.
+        std::process::exit(i32::from(crate::actor::CANCELLED_EXIT));
+    };
+    if actor.is_root() {
+        root_sigint(&actor);
+    } else if DebugStatus::get().snapshot().holding.is_some() {
+        log::debug!("{}: SIGINT during this actor's REPL: ignored", actor.uid());
+    } else if !actor.parent().is_some_and(|p| p.is_connected()) {
+        log::warn!("{}: SIGINT and no parent any more: exiting", actor.uid());
+        std::process::exit(1);
+    } else {
+        log::debug!("{}: SIGINT ignored: the parent supervises", actor.uid());
+    }
+}
+
+fn root_sigint(actor: &Actor) {
+    let lock = Lock::root();
+    let remote = HOLDER.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match (lock.holder(), remote) {
+        (Some(holder), Some((owner, alive))) if holder == owner && !alive() => {
+            log::error!(
+                "ctrl-c: the REPL holder {holder} is gone; releasing the stale tree lock \
+                 (the next ctrl-c cancels the tree)"
+            );
+            lock.force_release();
+            restore_terminal();
+        }
+        (Some(holder), _) => {
+            log::warn!("ignoring ctrl-c: {holder} is in a REPL");
+        }
+        (None, _) if lock.in_use() => {
+            let waiting = lock.waiters().len();
+            log::warn!("ignoring ctrl-c: {waiting} waiting for the REPL");
+        }
+        (None, _) => actor.cancel_tree("ctrl-c (SIGINT)"),
+    }
+}
