@@ -96,6 +96,38 @@ impl Pty {
         self.session.send_line(line).expect("type on the pty");
     }
 
+    /// The root's pid (the terminal's session and process-group leader).
+    pub fn pid(&self) -> u32 {
+        self.session.get_process().pid().as_raw() as u32
+    }
+
+    /// The terminal's mode, like `stty -g`: input, output, control and
+    /// local flags in hex, then the control characters; read through the
+    /// master side, which shares the terminal's settings.
+    pub fn stty_g(&self) -> String {
+        let master = self
+            .session
+            .get_process()
+            .get_raw_handle()
+            .expect("the pty master");
+        let t = rustix::termios::tcgetattr(&master).expect("tcgetattr");
+        format!(
+            "{:x}:{:x}:{:x}:{:x}:{:?}",
+            t.input_modes.bits(),
+            t.output_modes.bits(),
+            t.control_modes.bits(),
+            t.local_modes.bits(),
+            t.special_codes
+        )
+    }
+
+    /// Sends `signal` to the terminal's foreground process group, root
+    /// and every actor, as the terminal does for ctrl-c in cooked mode.
+    pub fn signal_group(&self, signal: rustix::process::Signal) {
+        let pgid = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
+        rustix::process::kill_process_group(pgid, signal).expect("killpg");
+    }
+
     /// Waits for the program to end; returns what it showed last and its
     /// exit code.
     pub fn expect_exit(mut self) -> (String, i32) {

@@ -1,0 +1,161 @@
+//! ctrl-c and the terminal mode through a real pseudo-terminal:
+//! scenarios 10, 17 and 18 of SCENARIOS.md.
+
+mod common;
+
+use std::time::Duration;
+
+use common::pty::{assert_before, in_prompt_msg, Pty};
+use common::{assert_reaped, kill9, pid_on};
+use rustix::process::Signal;
+use smol_devx::actor::CANCELLED_EXIT;
+use smol_devx::debug::repl::{PAUSE_MSG, PROMPT};
+
+/// The pids on the `<name> pid <n>` lines of `text`.
+fn pids(text: &str) -> Vec<u32> {
+    text.lines()
+        .filter(|l| l.contains(" pid ") && !l.starts_with('['))
+        .map(pid_on)
+        .collect()
+}
+
+/// Waits until `text` has been shown (maybe already), keeping all of the
+/// output in `shown`.
+fn until(pty: &mut Pty, shown: &mut String, text: &str) {
+    if !shown.contains(text) {
+        *shown += &pty.expect(text);
+        *shown += text;
+    }
+}
+
+/// Presses ctrl-c `n` times at a live prompt; each must bring a fresh
+/// prompt and leave the session usable.
+fn ctrl_c_at_prompt(pty: &mut Pty, n: usize) {
+    for i in 0..n {
+        pty.send_raw(b"\x03");
+        let before = pty.expect_prompt();
+        assert!(!before.contains("Error"), "ctrl-c {i}: {before}");
+    }
+    // Still a working REPL.
+    pty.send_line("h");
+    assert_before(&pty.expect_prompt(), &["commands:"]);
+}
+
+/// Scenario 17, in the root and two levels down: 100 ctrl-c's at the
+/// prompt, then `c`, then one ctrl-c ends the tree with no process left.
+fn scenario_17(where_: &str, holder: &str, actors: usize) {
+    let mut pty = Pty::spawn_with_args("ctrlc_in_tree", &[where_], &[]);
+    let before = pty.expect_prompt();
+    assert!(
+        in_prompt_msg(&before, &[PAUSE_MSG, &format!("('{holder}', '")]),
+        "{before}"
+    );
+    let mut shown = before;
+    ctrl_c_at_prompt(&mut pty, 100);
+    pty.send_line("c");
+    until(&mut pty, &mut shown, &format!("released in {holder}"));
+    // The REPL gave the terminal back (cooked mode): this ctrl-c is a
+    // SIGINT to every process, and only the root acts on it.
+    std::thread::sleep(Duration::from_millis(100));
+    pty.send_raw(b"\x03");
+    let (rest, code) = pty.expect_exit();
+    shown += &rest;
+    assert_eq!(code, i32::from(CANCELLED_EXIT), "{rest}");
+    assert!(rest.contains("cancelling the actor tree"), "{rest}");
+    let pids = pids(&shown);
+    assert_eq!(pids.len(), actors, "{shown}");
+    assert_reaped(&pids);
+}
+
+#[test]
+fn scenario_17_ctrl_c_in_the_root_repl() {
+    scenario_17("root", "root", 2);
+}
+
+#[test]
+fn scenario_17_ctrl_c_in_a_grandchild_repl() {
+    scenario_17("grandchild", "leaf", 3);
+}
+
+/// Scenario 10: the root cancels its nursery while its child is in a
+/// REPL; neither the cancel nor ctrl-c (typed, or a SIGINT to the whole
+/// process group) ends the REPL; after `c` the teardown completes.
+#[test]
+fn scenario_10_root_cancelled_but_child_is_in_tty_lock() {
+    let mut pty = Pty::spawn("root_cancelled_but_child_is_in_tty_lock", &[]);
+    let before = pty.expect_prompt();
+    assert_before(&before, &[PAUSE_MSG, "('bp_then_hang', '"]);
+    let mut shown = before;
+    ctrl_c_at_prompt(&mut pty, 5);
+    // A SIGINT while the lock is held by a connected child: the root says
+    // so once and does nothing else.
+    pty.signal_group(Signal::INT);
+    until(&mut pty, &mut shown, "ignoring ctrl-c: ('bp_then_hang', '");
+    pty.send_line("p nothing");
+    shown += &pty.expect_prompt();
+    pty.send_line("c");
+    until(&mut pty, &mut shown, "bp_then_hang released the terminal");
+    let (rest, code) = pty.expect_exit();
+    shown += &rest;
+    assert_eq!(code, 0, "{shown}");
+    let cancelling = shown.find("root: cancelling the nursery").expect(&shown);
+    let released = shown.find("bp_then_hang released the terminal").unwrap();
+    let complete = shown.find("root: teardown complete").expect(&shown);
+    // The cancel was asked for during the REPL and completed after it.
+    assert!(cancelling < released && released < complete, "{shown}");
+    assert_reaped(&pids(&shown));
+}
+
+/// Scenario 18: the holder is SIGKILLed in its REPL (its line editor had
+/// the terminal in raw mode). The root names it, releases the lock and
+/// restores the terminal mode; the waiter's prompt appears; the mode is
+/// the saved one again afterwards, like `stty -g` before the run.
+#[test]
+fn scenario_18_stale_lock() {
+    let mut pty = Pty::spawn("stale_lock", &[]);
+    let saved = pty.stty_g();
+    let before = pty.expect_prompt();
+    assert_before(&before, &[PAUSE_MSG, "('holder', '"]);
+    let raw = pty.stty_g();
+    assert_ne!(raw, saved, "the REPL's editor should have the terminal raw");
+    let mut shown = before;
+    // The waiter queues behind the holder.
+    until(&mut pty, &mut shown, "waiter pid ");
+    let holder = pids(&shown)
+        .into_iter()
+        .zip(
+            shown
+                .lines()
+                .filter(|l| l.contains(" pid ") && !l.starts_with('[')),
+        )
+        .find(|(_, l)| l.starts_with("holder"))
+        .map(|(pid, _)| pid)
+        .expect(&shown);
+    std::thread::sleep(Duration::from_millis(200));
+    kill9(holder);
+    let before = pty.expect_prompt();
+    shown += &before;
+    assert_before(
+        &before,
+        &[
+            "force-releasing the tree lock held by ('holder', '",
+            "the peer is gone",
+            PAUSE_MSG,
+            "('waiter', '",
+        ],
+    );
+    assert!(
+        before.find("force-releasing") < before.find("('waiter', '"),
+        "{before}"
+    );
+    pty.send_line("c");
+    until(&mut pty, &mut shown, "waiter released the terminal");
+    // The waiter's editor restored what it found on entry: the mode the
+    // root had restored, not the dead holder's raw one.
+    assert_eq!(pty.stty_g(), saved);
+    let (rest, code) = pty.expect_exit();
+    shown += &rest;
+    assert_ne!(code, 0, "the root's child was killed: {shown}");
+    assert!(!shown.contains(&format!("{PROMPT}{PROMPT}")), "{shown}");
+    assert_reaped(&pids(&shown));
+}
