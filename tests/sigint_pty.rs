@@ -52,6 +52,17 @@ fn scenario_17(where_: &str, holder: &str, actors: usize) {
     );
     let mut shown = before;
     ctrl_c_at_prompt(&mut pty, 100);
+    // A SIGINT to every process while the REPL is live (`kill -INT`, or a
+    // ctrl-c typed while no editor has the terminal raw): the holder's
+    // line editor takes it, a root that is not the holder says it ignores
+    // it, no actor in between cancels anything: the REPL still answers.
+    pty.signal_group(Signal::INT);
+    if holder != "root" {
+        let ignoring = format!("ignoring ctrl-c: ('{holder}', '");
+        until(&mut pty, &mut shown, &ignoring);
+    }
+    pty.send_line("h");
+    assert_before(&pty.expect_prompt(), &["commands:"]);
     pty.send_line("c");
     until(&mut pty, &mut shown, &format!("released in {holder}"));
     // The REPL gave the terminal back (cooked mode): this ctrl-c is a

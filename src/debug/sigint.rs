@@ -6,8 +6,9 @@
 //! can prompt and kept for the process's life. What a ctrl-c does is
 //! decided when it arrives, from the tree lock's state:
 //!
-//! - root, the lock held (or waited for) by a live REPL: ignored, with
-//!   one log line; a REPL does not end because a key was pressed;
+//! - root, the lock held by a live REPL (queued ones wait behind it):
+//!   ignored, with one log line; a REPL does not end because a key was
+//!   pressed;
 //! - root, the holder's connection gone (a stale lock): the lock is
 //!   released, the terminal mode restored, and the next ctrl-c cancels;
 //! - root, no REPL anywhere: the tree is cancelled
@@ -125,11 +126,35 @@ fn on_sigint() {
     }
 }
 
+/// What the root does with a ctrl-c.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// A live REPL holds or waits for the terminal: say so, do nothing.
+    Ignore(String),
+    /// The holder is gone: release its lock and restore the terminal.
+    Stale(Owner),
+    /// No REPL anywhere: cancel the tree.
+    Cancel,
+}
+
+fn verdict(lock: &Lock, remote: Option<(Owner, Liveness)>) -> Verdict {
+    match (lock.holder(), remote) {
+        (Some(holder), Some((owner, alive))) if holder == owner && !alive() => {
+            Verdict::Stale(holder)
+        }
+        (Some(holder), _) => Verdict::Ignore(format!("{holder} is in a REPL")),
+        // The lock hands over to the next waiter as it is released: with
+        // no holder, no one waits either.
+        (None, _) => Verdict::Cancel,
+    }
+}
+
 fn root_sigint(actor: &Actor) {
     let lock = Lock::root();
     let remote = HOLDER.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match (lock.holder(), remote) {
-        (Some(holder), Some((owner, alive))) if holder == owner && !alive() => {
+    match verdict(lock, remote) {
+        Verdict::Ignore(why) => log::warn!("ignoring ctrl-c: {why}"),
+        Verdict::Stale(holder) => {
             log::error!(
                 "ctrl-c: the REPL holder {holder} is gone; releasing the stale tree lock \
                  (the next ctrl-c cancels the tree)"
@@ -137,13 +162,48 @@ fn root_sigint(actor: &Actor) {
             lock.force_release();
             restore_terminal();
         }
-        (Some(holder), _) => {
-            log::warn!("ignoring ctrl-c: {holder} is in a REPL");
+        Verdict::Cancel => actor.cancel_tree("ctrl-c (SIGINT)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::msg::{ActorUid, TaskUid};
+
+    fn owner(name: &str, cid: Option<u64>) -> Owner {
+        Owner {
+            actor: ActorUid::new(name, "u"),
+            task: TaskUid::new("t", 1),
+            cid,
         }
-        (None, _) if lock.in_use() => {
-            let waiting = lock.waiters().len();
-            log::warn!("ignoring ctrl-c: {waiting} waiting for the REPL");
-        }
-        (None, _) => actor.cancel_tree("ctrl-c (SIGINT)"),
+    }
+
+    #[test]
+    fn ctrl_c_is_ignored_while_a_live_repl_holds_released_when_stale_else_cancels() {
+        smol::block_on(async {
+            let lock = Lock::new();
+            assert_eq!(verdict(&lock, None), Verdict::Cancel);
+            let root_repl = lock.acquire(owner("root", None)).await.unwrap();
+            assert!(matches!(verdict(&lock, None), Verdict::Ignore(w) if w.contains("('root'")));
+            let child = owner("child", Some(7));
+            root_repl.release();
+            let _held = lock.acquire(child.clone()).await.unwrap();
+            let alive: Liveness = Arc::new(|| true);
+            let dead: Liveness = Arc::new(|| false);
+            assert!(matches!(
+                verdict(&lock, Some((child.clone(), alive))),
+                Verdict::Ignore(_)
+            ));
+            assert_eq!(
+                verdict(&lock, Some((child.clone(), dead.clone()))),
+                Verdict::Stale(child.clone())
+            );
+            // A dead record of someone else does not make this holder stale.
+            assert!(matches!(
+                verdict(&lock, Some((owner("other", Some(9)), dead))),
+                Verdict::Ignore(_)
+            ));
+        });
     }
 }
