@@ -1,4 +1,5 @@
-//! Crash REPLs through a real pseudo-terminal: scenarios 3 and 5.
+//! Crash REPLs through a real pseudo-terminal: scenarios 3, 5, 7-9 and
+//! 11-15.
 
 mod common;
 
@@ -291,4 +292,46 @@ fn scenario_7_a_daemon_pausing_in_a_stream_and_a_crashing_sibling() {
     assert_eq!(seen.last(), Some(&"root"), "{seen:?}");
     // The daemon was torn down by its cancel, not by signals.
     assert!(!rest.contains("still running"), "{rest}");
+}
+
+/// Scenario 14: a pause inside the teardown of an actor being cancelled.
+/// The REPL opens after the cancel, outlives several of the nursery's
+/// grace periods (its signal escalation waits for the debugger), and
+/// works; after `c` the teardown ends, then the cancel completes.
+#[test]
+fn scenario_14_a_pause_inside_a_cancelled_actor_s_teardown() {
+    let mut pty = Pty::spawn("shielded_pause", &[]);
+    let before = pty.expect_prompt();
+    assert_before(
+        &before,
+        &[
+            "root: cancelling the worker",
+            "INSIDE CANCELLED TEARDOWN",
+            PAUSE_MSG,
+            "('cancelled_worker', '",
+        ],
+    );
+    assert!(
+        before.find("INSIDE CANCELLED TEARDOWN") < before.find(PAUSE_MSG),
+        "{before}"
+    );
+    let worker: u32 = before
+        .lines()
+        .find_map(|l| l.strip_prefix("cancelled_worker pid "))
+        .and_then(|pid| pid.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no worker pid in:\n{before}"));
+    // The example's grace is 500 ms: three of them pass with the REPL up.
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    pty.send_line("p step");
+    assert_before(&pty.expect_prompt(), &["step = \"teardown\""]);
+    pty.send_line("c");
+    let after = pty.expect("root: the worker is gone");
+    assert!(after.contains("teardown done"), "{after}");
+    assert!(
+        !after.contains("SIGTERM") && !after.contains("KILL"),
+        "{after}"
+    );
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 0, "{rest}");
+    common::assert_reaped(&[worker]);
 }

@@ -77,6 +77,9 @@ pub fn register_namer(namer: ErrorNamer) {
 }
 
 fn registered_name(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    if err.is::<super::cancel::Cancelled>() {
+        return Some(CANCELLED_TYPE);
+    }
     let namers = NAMERS.lock().unwrap_or_else(|e| e.into_inner());
     namers.iter().find_map(|namer| namer(err))
 }

@@ -29,6 +29,7 @@
 //! }
 //! ```
 
+pub mod cancel;
 pub mod error;
 mod nursery;
 
@@ -139,7 +140,7 @@ pub type CrashHook =
 /// tree is in (or waiting for) a REPL. Registered with
 /// [`Runtime::before_teardown`].
 pub type TeardownHook =
-    Arc<dyn Fn(Actor) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+    Arc<dyn Fn(Actor) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
 
 /// A handle on the running actor: its identity, its place in the tree
 /// and its mode. Clones share it.
@@ -361,10 +362,11 @@ impl Actor {
 
     /// Awaits the teardown hook, when this actor or one of the children
     /// being torn down runs in debug mode.
-    pub(crate) async fn before_teardown(&self, child_in_debug: bool) {
+    pub(crate) async fn before_teardown(&self, child_in_debug: bool) -> bool {
         let wanted = self.debug_mode() || child_in_debug;
-        if let Some(hook) = self.inner.teardown_hook.clone().filter(|_| wanted) {
-            hook(self.clone()).await;
+        match self.inner.teardown_hook.clone().filter(|_| wanted) {
+            Some(hook) => hook(self.clone()).await,
+            None => false,
         }
     }
 
@@ -799,8 +801,11 @@ async fn run_dialog(actor: Actor, chan: Channel, mut dialog: Incoming, is_main: 
     let watch = dialog.take_cancel_watch();
     let args = std::mem::take(&mut dialog.args);
     let ctx = chan.accept(dialog, handler.spec);
-    let work = AssertUnwindSafe((handler.run)(actor.clone(), ctx, args)).catch_unwind();
-    let outcome = async { Some(work.await) }
+    let token = cancel::Token::register();
+    let work =
+        AssertUnwindSafe(token.scope((handler.run)(actor.clone(), ctx, args))).catch_unwind();
+    let mut work = std::pin::pin!(work.instrument("handler"));
+    let first = async { Some((&mut work).await) }
         .or(async {
             match &watch {
                 Some(watch) => watch.cancelled().await,
@@ -809,6 +814,19 @@ async fn run_dialog(actor: Actor, chan: Channel, mut dialog: Incoming, is_main: 
             None
         })
         .await;
+    let outcome = match first {
+        Some(done) => Some(done),
+        // A handler inside `until_cancelled` is told, and ends by itself
+        // after its teardown; any other is dropped here.
+        None if token.cancel() => {
+            log::info!(
+                "{}: handler {cid} cancelled: waiting for its teardown",
+                actor.uid()
+            );
+            Some(work.await)
+        }
+        None => None,
+    };
     drop(watch);
     let reply = match outcome {
         Some(Ok(Ok(pld))) => Msg::Return { cid, pld },

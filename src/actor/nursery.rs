@@ -410,11 +410,18 @@ impl Nursery {
                 let running = c.result.is_none();
                 let (chan, cid, pid, uid) = (c.chan.clone(), c.main_cid, c.pid, c.uid.clone());
                 let exited = c.exited.clone();
+                let (actor, debug) = (self.actor.clone(), c.debug_mode);
                 task::spawn(format!("stop {uid}"), async move {
                     if running && exited.get().is_none() {
                         let _ = chan.send(&Msg::Cancel { cid }).await;
                     }
-                    stop(&uid, pid, &exited, grace).await;
+                    let child = Stopping {
+                        actor: &actor,
+                        debug,
+                        uid: &uid,
+                        pid,
+                    };
+                    child.stop(&exited, grace).await;
                 })
             })
             .collect();
@@ -424,21 +431,39 @@ impl Nursery {
     }
 }
 
-/// Waits for a child's exit, escalating to SIGTERM then SIGKILL when it
-/// does not come within `grace` of each step.
-async fn stop(uid: &ActorUid, pid: u32, exited: &OnceCell<Option<ExitStatus>>, grace: Duration) {
-    use rustix::process::Signal;
-    for signal in [Some(Signal::TERM), Some(Signal::KILL), None] {
-        if within(grace, exited.wait()).await.is_some() {
-            return;
-        }
-        match signal {
-            Some(signal) => {
-                log::warn!("{uid} (pid {pid}) still running {grace:?} on: sending {signal:?}");
-                kill(pid, signal);
+/// A child being stopped, by its parent `actor`.
+struct Stopping<'a> {
+    actor: &'a Actor,
+    debug: bool,
+    uid: &'a ActorUid,
+    pid: u32,
+}
+
+impl Stopping<'_> {
+    /// Waits for the child's exit, escalating to SIGTERM then SIGKILL when
+    /// it does not come within `grace` of each step. Never while someone
+    /// in the tree is in (or waiting for) a REPL: that may be the child,
+    /// tearing down after a cancel, and it gets another `grace` after.
+    async fn stop(&self, exited: &OnceCell<Option<ExitStatus>>, grace: Duration) {
+        use rustix::process::Signal;
+        let (uid, pid) = (self.uid, self.pid);
+        let mut signals = [Signal::TERM, Signal::KILL].into_iter();
+        loop {
+            if within(grace, exited.wait()).await.is_some() {
+                return;
             }
-            None => {
-                exited.wait().await;
+            if self.actor.before_teardown(self.debug).await {
+                continue;
+            }
+            match signals.next() {
+                Some(signal) => {
+                    log::warn!("{uid} (pid {pid}) still running {grace:?} on: sending {signal:?}");
+                    kill(pid, signal);
+                }
+                None => {
+                    exited.wait().await;
+                    return;
+                }
             }
         }
     }

@@ -109,9 +109,11 @@ pub fn install(runtime: Runtime) -> Runtime {
         .on_crash(super::pause::crash_hook())
         .before_teardown(std::sync::Arc::new(|actor: Actor| {
             Box::pin(async move {
-                if maybe_wait_for_debugger(&actor).await {
+                let waited = maybe_wait_for_debugger(&actor).await;
+                if waited {
                     log::info!("{}: waited for the debugger before teardown", actor.uid());
                 }
+                waited
             })
         }))
         .handler(

@@ -1,0 +1,50 @@
+//! Scenario 14: a pause inside the teardown of an actor being cancelled.
+//!
+//! The root cancels `cancelled_worker` while it works. The worker's work
+//! runs in `until_cancelled`, so instead of being dropped it is told, and
+//! its teardown pauses: the REPL opens and works although the actor is
+//! cancelled, and the root's cancel (with its SIGTERM/SIGKILL escalation)
+//! waits for it. After `c` the teardown ends and so does the tree.
+//!
+//! `cargo run --example shielded_pause`, then `c`.
+
+use std::time::Duration;
+
+use smol::future;
+use smol_devx::actor::cancel::{until_cancelled, Cancelled};
+use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::debug::tty::install;
+use smol_devx::msg::RemoteError;
+use smol_devx::task::Instrument;
+
+async fn cancelled_worker(actor: Actor, _: ()) -> Result<(), Cancelled> {
+    println!("{} pid {}", actor.uid().name, std::process::id());
+    let work = future::pending::<()>().instrument("working");
+    let Err(cancelled) = until_cancelled(work).await else {
+        return Ok(());
+    };
+    println!("INSIDE CANCELLED TEARDOWN");
+    let step = "teardown";
+    if let Err(e) = smol_devx::pause!(step).await {
+        eprintln!("the teardown pause failed: {e}");
+    }
+    println!("teardown done");
+    Err(cancelled)
+}
+
+fn main() -> std::process::ExitCode {
+    smol_devx::log::init();
+    install(Runtime::new().debug_mode(true))
+        .entry("cancelled_worker", cancelled_worker)
+        .run(|root| async move {
+            println!("root pid {}", std::process::id());
+            let mut nursery = Nursery::new(&root).grace(Duration::from_millis(500));
+            nursery
+                .run_in_actor(ActorSpec::new("cancelled_worker"), &())
+                .await?;
+            println!("root: cancelling the worker");
+            nursery.cancel().await;
+            println!("root: the worker is gone");
+            Ok::<_, RemoteError>(())
+        })
+}
