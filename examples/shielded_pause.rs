@@ -6,6 +6,10 @@
 //! cancelled, and the root's cancel (with its SIGTERM/SIGKILL escalation)
 //! waits for it. After `c` the teardown ends and so does the tree.
 //!
+//! With `-- nested`, the canceller is `middle`, a subactor between the
+//! root and the worker: its escalation asks the root whether anyone is in
+//! the debugger (tractor leaves this to the root alone, its issue 320).
+//!
 //! `cargo run --example shielded_pause`, then `c`.
 
 use std::time::Duration;
@@ -32,19 +36,33 @@ async fn cancelled_worker(actor: Actor, _: ()) -> Result<(), Cancelled> {
     Err(cancelled)
 }
 
+/// Spawns the worker, cancels it, and says when it is gone.
+async fn cancel_a_worker(actor: Actor, _: ()) -> Result<(), RemoteError> {
+    let me = &actor.uid().name;
+    println!("{me} pid {}", std::process::id());
+    let mut nursery = Nursery::new(&actor).grace(Duration::from_millis(500));
+    nursery
+        .run_in_actor(ActorSpec::new("cancelled_worker"), &())
+        .await?;
+    println!("{me}: cancelling the worker");
+    nursery.cancel().await;
+    println!("{me}: the worker is gone");
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();
+    let nested = std::env::args().any(|a| a == "nested");
     install(Runtime::new().debug_mode(true))
         .entry("cancelled_worker", cancelled_worker)
+        .entry("middle", cancel_a_worker)
         .run(|root| async move {
+            if !nested {
+                return cancel_a_worker(root, ()).await;
+            }
             println!("root pid {}", std::process::id());
-            let mut nursery = Nursery::new(&root).grace(Duration::from_millis(500));
-            nursery
-                .run_in_actor(ActorSpec::new("cancelled_worker"), &())
-                .await?;
-            println!("root: cancelling the worker");
-            nursery.cancel().await;
-            println!("root: the worker is gone");
-            Ok::<_, RemoteError>(())
+            let mut nursery = Nursery::new(&root);
+            nursery.run_in_actor(ActorSpec::new("middle"), &()).await?;
+            nursery.join().await
         })
 }

@@ -294,18 +294,18 @@ fn scenario_7_a_daemon_pausing_in_a_stream_and_a_crashing_sibling() {
     assert!(!rest.contains("still running"), "{rest}");
 }
 
-/// Scenario 14: a pause inside the teardown of an actor being cancelled.
-/// The REPL opens after the cancel, outlives several of the nursery's
-/// grace periods (its signal escalation waits for the debugger), and
-/// works; after `c` the teardown ends, then the cancel completes.
-#[test]
-fn scenario_14_a_pause_inside_a_cancelled_actor_s_teardown() {
-    let mut pty = Pty::spawn("shielded_pause", &[]);
+/// Scenario 14: a pause inside the teardown of an actor being cancelled,
+/// by the root or (`nested`) by a subactor between them. The REPL opens
+/// after the cancel, outlives several of the nursery's grace periods (its
+/// signal escalation waits for the debugger), and works; after `c` the
+/// teardown ends, then the cancel completes.
+fn scenario_14(args: &[&str], canceller: &str) {
+    let mut pty = Pty::spawn_with_args("shielded_pause", args, &[]);
     let before = pty.expect_prompt();
     assert_before(
         &before,
         &[
-            "root: cancelling the worker",
+            &format!("{canceller}: cancelling the worker"),
             "INSIDE CANCELLED TEARDOWN",
             PAUSE_MSG,
             "('cancelled_worker', '",
@@ -315,17 +315,14 @@ fn scenario_14_a_pause_inside_a_cancelled_actor_s_teardown() {
         before.find("INSIDE CANCELLED TEARDOWN") < before.find(PAUSE_MSG),
         "{before}"
     );
-    let worker: u32 = before
-        .lines()
-        .find_map(|l| l.strip_prefix("cancelled_worker pid "))
-        .and_then(|pid| pid.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no worker pid in:\n{before}"));
+    let pids = common::actor_pids(&before.lines().map(String::from).collect::<Vec<_>>());
+    assert_eq!(pids.len(), 1 + args.len() + 1, "{before}");
     // The example's grace is 500 ms: three of them pass with the REPL up.
     std::thread::sleep(std::time::Duration::from_millis(1600));
     pty.send_line("p step");
     assert_before(&pty.expect_prompt(), &["step = \"teardown\""]);
     pty.send_line("c");
-    let after = pty.expect("root: the worker is gone");
+    let after = pty.expect(&format!("{canceller}: the worker is gone"));
     assert!(after.contains("teardown done"), "{after}");
     assert!(
         !after.contains("SIGTERM") && !after.contains("KILL"),
@@ -333,5 +330,15 @@ fn scenario_14_a_pause_inside_a_cancelled_actor_s_teardown() {
     );
     let (rest, code) = pty.expect_exit();
     assert_eq!(code, 0, "{rest}");
-    common::assert_reaped(&[worker]);
+    common::assert_reaped(&pids);
+}
+
+#[test]
+fn scenario_14_a_pause_inside_a_cancelled_actor_s_teardown() {
+    scenario_14(&[], "root");
+}
+
+#[test]
+fn scenario_14_the_same_when_the_canceller_is_a_subactor() {
+    scenario_14(&["nested"], "middle");
 }

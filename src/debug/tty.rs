@@ -430,21 +430,62 @@ pub async fn acquire_debug_lock(actor: &Actor, task: TaskUid) -> Result<TreeLock
 /// parent about to open its own crash REPL (the error is on its way up).
 pub const DEBUG_SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Root: waits until no actor holds or waits for the tree lock, and it
-/// stayed free for [`DEBUG_SETTLE`] (before tearing the tree down).
-/// Returns whether anyone was in debug. Returns `false` at once when no
-/// one was (children that never asked are never waited for), and in
-/// other actors.
+/// How often a subactor asks the root whether the debugger is still in
+/// use, while it waits for it.
+const DEBUG_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Waits until the debugger is free, and stayed free for
+/// [`DEBUG_SETTLE`], before tearing a tree down or signalling a child.
+/// Returns whether it waited; returns `false` at once when no one was in
+/// debug (children that never asked are never waited for).
+///
+/// The root waits until no actor at all holds or waits for its lock. A
+/// subactor (tractor leaves this to the root alone: its issue 320) asks
+/// the root, and waits while one of its own children holds or waits:
+/// that child may be tearing down in a REPL. It does not wait when the
+/// root cannot be asked.
 pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
-    let lock = Lock::root();
-    if !actor.is_root() || !lock.in_use() {
-        return false;
-    }
-    loop {
-        lock.wait_idle().await;
-        smol::Timer::after(DEBUG_SETTLE).await;
+    if actor.is_root() {
+        let lock = Lock::root();
         if !lock.in_use() {
-            return true;
+            return false;
+        }
+        loop {
+            lock.wait_idle().await;
+            smol::Timer::after(DEBUG_SETTLE).await;
+            if !lock.in_use() {
+                return true;
+            }
+        }
+    }
+    let in_use = |queue: &(Option<ActorUid>, Vec<ActorUid>)| {
+        let children = actor.children();
+        let mine = |uid: &ActorUid| children.iter().any(|c| c.uid == *uid);
+        queue.0.as_ref().is_some_and(mine) || queue.1.iter().any(mine)
+    };
+    let mut waited = false;
+    loop {
+        match lock_queue(actor).await {
+            Ok(queue) if in_use(&queue) => {
+                waited = true;
+                smol::Timer::after(DEBUG_POLL).await;
+            }
+            Ok(_) if waited => {
+                // Free now: free for good, or between two sessions?
+                smol::Timer::after(DEBUG_SETTLE).await;
+                match lock_queue(actor).await {
+                    Ok(queue) if in_use(&queue) => continue,
+                    _ => return true,
+                }
+            }
+            Ok(_) => return false,
+            Err(e) => {
+                log::debug!(
+                    "{}: cannot ask the root about the debugger: {e}",
+                    actor.uid()
+                );
+                return waited;
+            }
         }
     }
 }
