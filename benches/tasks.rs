@@ -238,10 +238,15 @@ fn dump_benches() {
         text.len() / 1024,
         json.len() / 1024
     );
-    if std::env::var_os("TASKS_BENCH_PROFILE_CAPTURE").is_some() {
-        // For `perf record`: capture only, for a while.
+    if let Ok(what) = std::env::var("TASKS_BENCH_PROFILE_DUMP") {
+        // For `perf record`: one step only (capture, text, json), a while.
+        let tree = TaskTree::capture();
         for _ in 0..300 {
-            black_box(TaskTree::capture());
+            match what.as_str() {
+                "text" => drop(black_box(tree.to_text())),
+                "json" => drop(black_box(tree.to_json())),
+                _ => drop(black_box(TaskTree::capture())),
+            }
         }
         return;
     }

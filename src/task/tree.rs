@@ -138,14 +138,15 @@ impl TaskTree {
         self.tasks.is_empty()
     }
 
-    /// The tree as text, as [`Display`](fmt::Display) prints it, into a
-    /// buffer sized for it up front.
+    /// The tree as text, one line per task and per open span, indented
+    /// by nesting (what [`Display`](fmt::Display) prints).
     pub fn to_text(&self) -> String {
-        use fmt::Write as _;
         let lines = self.len() + self.span_count();
-        let mut out = String::with_capacity(96 * lines);
-        let _ = write!(out, "{self}");
-        out
+        let mut out = Text(String::with_capacity(96 * lines));
+        for task in &self.tasks {
+            out.task(task, 0);
+        }
+        out.0
     }
 
     fn span_count(&self) -> usize {
@@ -213,99 +214,134 @@ fn span_list(spans: &[SpanRec]) -> Vec<SpanEntry> {
     out
 }
 
-/// A duration the way a person reads it: `850us`, `12.3ms`, `4.20s`
-/// (integer arithmetic: float formatting with a precision is slow).
-struct Human(u64);
+/// The text form is built with plain pushes into one buffer: `core::fmt`
+/// makes a dozen small writes per line and formats integers through a
+/// generic padding path, which made rendering 10k tasks three times
+/// slower.
+struct Text(String);
 
-impl fmt::Display for Human {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let us = self.0;
+impl Text {
+    fn push(&mut self, s: &str) {
+        self.0.push_str(s);
+    }
+
+    fn num(&mut self, mut n: u64) {
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // Only ASCII digits were written.
+        self.push(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    }
+
+    /// `n` with `digits` decimals, zero-padded (`4`, 2 -> `04`).
+    fn frac(&mut self, n: u64, digits: u32) {
+        let mut scale = 10u64.pow(digits.saturating_sub(1));
+        while scale > 1 && n < scale {
+            self.push("0");
+            scale /= 10;
+        }
+        self.num(n);
+    }
+
+    /// A duration the way a person reads it: `850us`, `12.3ms`, `4.20s`.
+    fn human(&mut self, us: u64) {
         match us {
-            0..=999 => write!(f, "{us}us"),
-            1_000..=999_999 => write!(f, "{}.{}ms", us / 1_000, us % 1_000 / 100),
-            _ => write!(f, "{}.{:02}s", us / 1_000_000, us % 1_000_000 / 10_000),
+            0..=999 => {
+                self.num(us);
+                self.push("us");
+            }
+            1_000..=999_999 => {
+                self.num(us / 1_000);
+                self.push(".");
+                self.num(us % 1_000 / 100);
+                self.push("ms");
+            }
+            _ => {
+                self.num(us / 1_000_000);
+                self.push(".");
+                self.frac(us % 1_000_000 / 10_000, 2);
+                self.push("s");
+            }
         }
     }
-}
 
-fn pad(f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
-    const SPACES: &str = "                                ";
-    let mut n = 2 * depth;
-    while n > 0 {
-        let k = n.min(SPACES.len());
-        f.write_str(&SPACES[..k])?;
-        n -= k;
+    fn pad(&mut self, depth: usize) {
+        for _ in 0..depth {
+            self.push("  ");
+        }
     }
-    Ok(())
-}
 
-fn write_task(f: &mut fmt::Formatter<'_>, t: &TaskEntry, depth: usize) -> fmt::Result {
-    pad(f, depth)?;
-    let state = if t.polling { "polling" } else { "idle" };
-    write!(
-        f,
-        "task #{} {} - {state} {}, {} polls, busy {}, spawned at {}:{}",
-        t.id,
-        t.name,
-        Human(t.for_us),
-        t.polls,
-        Human(t.busy_us),
-        t.file,
-        t.line
-    )?;
-    if let Some(parent) = t.parent.filter(|_| depth == 0) {
-        write!(f, " (parent #{parent} ended)")?;
-    }
-    if t.long_idle {
-        f.write_str(" [LONG IDLE]")?;
-    }
-    f.write_str("\n")?;
-    for span in &t.spans {
-        write_span(f, t, span, depth + 1)?;
-    }
-    for child in &t.children {
-        write_task(f, child, depth + 1)?;
-    }
-    Ok(())
-}
-
-fn write_span(
-    f: &mut fmt::Formatter<'_>,
-    t: &TaskEntry,
-    s: &SpanEntry,
-    depth: usize,
-) -> fmt::Result {
-    pad(f, depth + s.depth as usize)?;
-    let plain = s
-        .what
-        .bytes()
-        .all(|b| b >= b' ' && b != b'"' && b != b'\\' && b != 0x7f);
-    if plain {
-        // Labels are string literals: quoting them needs no escapes, and
-        // `{:?}` escapes char by char.
-        f.write_str("await \"")?;
-        f.write_str(&s.what)?;
-        f.write_str("\"")?;
-    } else {
-        write!(f, "await {:?}", s.what)?;
-    }
-    if s.leaf && !t.polling {
-        // A leaf span of an idle task is what the task waits on.
-        write!(f, " <- waiting {}", Human(t.for_us))?;
+    fn task(&mut self, t: &TaskEntry, depth: usize) {
+        self.pad(depth);
+        self.push("task #");
+        self.num(t.id);
+        self.push(" ");
+        self.push(&t.name);
+        self.push(if t.polling { " - polling " } else { " - idle " });
+        self.human(t.for_us);
+        self.push(", ");
+        self.num(t.polls);
+        self.push(" polls, busy ");
+        self.human(t.busy_us);
+        self.push(", spawned at ");
+        self.push(&t.file);
+        self.push(":");
+        self.num(u64::from(t.line));
+        if let Some(parent) = t.parent.filter(|_| depth == 0) {
+            self.push(" (parent #");
+            self.num(parent);
+            self.push(" ended)");
+        }
         if t.long_idle {
-            f.write_str(" [LONG IDLE]")?;
+            self.push(" [LONG IDLE]");
+        }
+        self.push("\n");
+        for span in &t.spans {
+            self.span(t, span, depth + 1);
+        }
+        for child in &t.children {
+            self.task(child, depth + 1);
         }
     }
-    f.write_str("\n")
+
+    fn span(&mut self, t: &TaskEntry, s: &SpanEntry, depth: usize) {
+        self.pad(depth + s.depth as usize);
+        let plain = s
+            .what
+            .bytes()
+            .all(|b| b >= b' ' && b != b'"' && b != b'\\' && b != 0x7f);
+        if plain {
+            // Labels are string literals: quoting them needs no escapes.
+            self.push("await \"");
+            self.push(&s.what);
+            self.push("\"");
+        } else {
+            self.push("await ");
+            self.push(&format!("{:?}", s.what));
+        }
+        if s.leaf && !t.polling {
+            // A leaf span of an idle task is what the task waits on.
+            self.push(" <- waiting ");
+            self.human(t.for_us);
+            if t.long_idle {
+                self.push(" [LONG IDLE]");
+            }
+        }
+        self.push("\n");
+    }
 }
 
 impl fmt::Display for TaskTree {
     /// One line per task and per open span, indented by nesting.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for task in &self.tasks {
-            write_task(f, task, 0)?;
-        }
-        Ok(())
+        f.write_str(&self.to_text())
     }
 }
 
@@ -366,10 +402,21 @@ mod tests {
 
     #[test]
     fn durations_read_like_a_person_writes_them() {
-        let h = |us| Human(us).to_string();
+        let h = |us| {
+            let mut t = Text(String::new());
+            t.human(us);
+            t.0
+        };
         assert_eq!(
-            [h(0), h(999), h(1_250), h(999_999), h(4_206_000)],
-            ["0us", "999us", "1.2ms", "999.9ms", "4.20s"]
+            [
+                h(0),
+                h(999),
+                h(1_250),
+                h(999_999),
+                h(4_206_000),
+                h(7_040_000)
+            ],
+            ["0us", "999us", "1.2ms", "999.9ms", "4.20s", "7.04s"]
         );
     }
 
