@@ -36,22 +36,13 @@ use std::time::Duration;
 
 /// One live await span of a task: what it waits on and the span it was
 /// entered under (0: the task itself).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SpanRec {
     pub(crate) id: u32,
     pub(crate) parent: u32,
     pub(crate) what: &'static str,
 }
 
-impl Default for SpanRec {
-    fn default() -> Self {
-        SpanRec {
-            id: 0,
-            parent: 0,
-            what: "",
-        }
-    }
-}
 
 /// A task's spans, with the id the next one gets.
 #[derive(Default)]
