@@ -84,6 +84,18 @@ fn a_child_deaf_to_cancel_is_terminated() {
         "{lines:#?}"
     );
     assert_reaped(&actor_pids(&lines));
+    // Killed, it cleaned nothing up: its parent removed its socket dir.
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    let prefix = format!("smol-devx-{stuck}-");
+    let left: Vec<_> = std::fs::read_dir(base)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]

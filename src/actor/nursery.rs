@@ -1,7 +1,7 @@
 //! Spawning subactor processes and supervising them: results, errors that
 //! climb, one-cancels-all, graceful-then-forceful cancellation, reaping.
 
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
@@ -255,6 +255,10 @@ impl Nursery {
             let name = format!("reap {uid}");
             task::spawn(name, async move {
                 let status = process.status().instrument("child exit").await.ok();
+                if status.is_some_and(|s| s.signal().is_some()) {
+                    // Killed, so it cleaned nothing up.
+                    crate::ipc::transport::remove_dirs_of(pid);
+                }
                 // Set first: `spawn` checks it after remembering the child.
                 let _ = exited.set(status).await;
                 actor.forget_child(pid);
@@ -504,6 +508,7 @@ impl Drop for Nursery {
                     let _ =
                         rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
                 }
+                crate::ipc::transport::remove_dirs_of(child.pid);
             }
         }
     }

@@ -130,16 +130,47 @@ impl Drop for Listener {
     }
 }
 
-/// A fresh directory only this user can enter, for one socket.
-fn private_dir() -> io::Result<PathBuf> {
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
+/// Where the private socket directories go.
+fn socket_base() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|p| p.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+fn dir_prefix(pid: u32) -> String {
+    format!("smol-devx-{pid}-")
+}
+
+/// Removes the socket directories that process `pid`, now dead and
+/// reaped, left behind: a process killed by a signal runs no cleanup.
+/// Only names of the exact form this module makes are touched.
+pub(crate) fn remove_dirs_of(pid: u32) {
+    let prefix = dir_prefix(pid);
+    let Ok(entries) = std::fs::read_dir(socket_base()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(suffix) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        if suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => log::debug!("removed {} of dead pid {pid}", entry.path().display()),
+                Err(e) => log::warn!("cannot remove {}: {e}", entry.path().display()),
+            }
+        }
+    }
+}
+
+/// A fresh directory only this user can enter, for one socket.
+fn private_dir() -> io::Result<PathBuf> {
+    let base = socket_base();
     for _ in 0..16 {
         let dir = base.join(format!(
-            "smol-devx-{}-{:08x}",
-            std::process::id(),
+            "{}{:08x}",
+            dir_prefix(std::process::id()),
             random_u32()?
         ));
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {

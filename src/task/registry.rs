@@ -43,7 +43,6 @@ pub(crate) struct SpanRec {
     pub(crate) what: &'static str,
 }
 
-
 /// A task's spans, with the id the next one gets.
 #[derive(Default)]
 struct SpanStack {
