@@ -7,6 +7,8 @@
 //!   (the test SIGKILLs the holder);
 //! - `waiter_killed`: a holder, two waiters (the test SIGKILLs the first);
 //! - `double`: one task asks twice;
+//! - `double_pause`: one task awaits two `pause!()`s at once (run it with
+//!   `SMOL_DEVX_REPL_SCRIPT=c`);
 //! - `wait_for_debugger`: the root waits for a holder to release;
 //! - `cancel_at_each_poll`: requests abandoned after k polls, k = 0..30;
 //! - `async_std`: a subactor takes the lock from async-std's executor;
@@ -21,6 +23,7 @@ use std::time::Duration;
 use smol::future;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
+use smol_devx::debug::pause::PauseError;
 use smol_devx::debug::status::DebugStatus;
 use smol_devx::debug::tty::{
     acquire_debug_lock, lock_queue, maybe_wait_for_debugger, request_root_stdio_lock,
@@ -108,6 +111,20 @@ async fn ask_twice(actor: Actor, _: ()) -> Res<()> {
     first.release().await?;
     say(&actor, "released");
     Ok(())
+}
+
+/// One task awaiting two pauses at once: the second is refused as a
+/// double request (the lock's owner is the task), the first opens its
+/// REPL (scripted: `SMOL_DEVX_REPL_SCRIPT`).
+async fn pause_twice(actor: Actor, _: ()) -> Res<()> {
+    let (first, second) = smol::future::zip(smol_devx::pause!(), smol_devx::pause!()).await;
+    match (first, second) {
+        (Ok(()), Err(PauseError::Refused(e @ DebugError::DoubleLock(_)))) => {
+            say(&actor, &format!("second pause refused: {e}"));
+            Ok(())
+        }
+        other => panic!("expected one REPL and one refusal, got {other:?}"),
+    }
 }
 
 /// Takes and releases the lock from a plain thread driven by async-std's
@@ -234,6 +251,12 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
                 .await?;
             nursery.join().await?;
         }
+        Some("double_pause") => {
+            nursery
+                .run_in_actor(ActorSpec::new("pause_twice"), &())
+                .await?;
+            nursery.join().await?;
+        }
         Some("wait_for_debugger") => {
             // Nothing in debug: no wait at all.
             println!("idle wait {}", maybe_wait_for_debugger(&actor).await);
@@ -293,6 +316,7 @@ fn main() -> std::process::ExitCode {
         .entry("take_once", take_once)
         .entry("hold_until_queue", hold_until_queue)
         .entry("ask_twice", ask_twice)
+        .entry("pause_twice", pause_twice)
         .entry("cancel_at_each_poll", cancel_at_each_poll)
         .entry("on_async_std", on_async_std)
         .entry("through_status", through_status)

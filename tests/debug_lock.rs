@@ -120,6 +120,22 @@ fn the_same_task_asking_twice_is_refused_not_deadlocked() {
 }
 
 #[test]
+fn one_task_awaiting_two_pauses_gets_one_repl_and_one_refusal() {
+    let root = Running::start(
+        "debug_lock",
+        &["double_pause"],
+        &[("SMOL_DEVX_REPL_SCRIPT", "c")],
+    );
+    let lines = ends_cleanly(root, T);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("second pause refused: double lock request")),
+        "{lines:#?}"
+    );
+}
+
+#[test]
 fn requests_abandoned_at_every_await_point_leave_the_lock_free() {
     let root = Running::start("debug_lock", &["cancel_at_each_poll"], &[]);
     let lines = ends_cleanly(root, T);

@@ -159,9 +159,15 @@ async fn in_repl(
     name: &str,
     repl: impl std::future::Future<Output = Result<Outcome, DebugError>>,
 ) -> Result<Outcome, PauseError> {
-    // Until the task registry names tasks, every REPL entry is its own task.
+    // The lock's owner is the registry's task when there is one, so that
+    // one task awaiting two REPLs at once is refused as a double request
+    // instead of queueing behind itself. Elsewhere (a plain thread, an
+    // untracked task) each REPL entry is an owner of its own.
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let task = TaskUid::new(name, NEXT.fetch_add(1, Ordering::Relaxed));
+    let task = match crate::task::current_id() {
+        Some(id) => TaskUid::new("task", id),
+        None => TaskUid::new(name, NEXT.fetch_add(1, Ordering::Relaxed)),
+    };
     let status = DebugStatus::get();
     status
         .enter(actor, task)
