@@ -122,9 +122,51 @@ pub fn install(runtime: Runtime) -> Runtime {
         &PldSpec::ANY,
         |actor: Actor, _ctx, budget_ms: u64| async move {
             let budget = Duration::from_millis(budget_ms).min(GATHER_BUDGET);
-            Ok::<_, std::io::Error>(gather(&actor, budget).await)
+            let mut dump = gather(&actor, budget).await;
+            fit(&mut dump, REPLY_LIMIT);
+            Ok::<_, std::io::Error>(dump)
         },
     )
+}
+
+/// The most a dump sent up the tree may weigh: room under the codec's
+/// frame limit for the envelope.
+const REPLY_LIMIT: usize = crate::codec::Codec::DEFAULT_MAX_FRAME - 4096;
+
+fn encoded_len(dump: &ActorDump) -> usize {
+    crate::codec::encode_pld(dump).map_or(usize::MAX, |p| p.as_bytes().len())
+}
+
+/// Makes `dump` fit in `limit` encoded bytes by replacing the largest
+/// task trees with a note pointing at the actor's own log (every actor
+/// wrote its full tree there), largest first.
+fn fit(dump: &mut ActorDump, limit: usize) {
+    /// The path (child indices) to the actor with the most tasks, and
+    /// how many; `None` when no actor has any left.
+    fn largest(dump: &ActorDump) -> Option<(usize, Vec<usize>)> {
+        let mine = dump.tasks.as_ref().map_or(0, TaskTree::len);
+        let mut best = (mine > 0).then(|| (mine, Vec::new()));
+        for (i, child) in dump.children.iter().enumerate() {
+            if let Some((n, mut path)) = largest(child) {
+                if best.as_ref().is_none_or(|(m, _)| n > *m) {
+                    path.insert(0, i);
+                    best = Some((n, path));
+                }
+            }
+        }
+        best
+    }
+    while encoded_len(dump) > limit {
+        let Some((tasks, path)) = largest(dump) else {
+            return;
+        };
+        let big = path.iter().fold(&mut *dump, |d, &i| &mut d.children[i]);
+        big.tasks = None;
+        big.missing = Some(format!(
+            "{tasks} tasks are too many to send up the tree; see {}",
+            log_path(big.pid).display()
+        ));
+    }
 }
 
 /// Starts dumping on SIGUSR1 in this process, and passes the setting on
@@ -293,5 +335,74 @@ pub async fn gather(actor: &Actor, budget: Duration) -> ActorDump {
         tasks: Some(tasks),
         missing: None,
         children,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::TaskEntry;
+
+    fn tree(n: u64) -> TaskTree {
+        let task = |id| TaskEntry {
+            id,
+            name: "worker".into(),
+            parent: None,
+            file: "src/app.rs".into(),
+            line: 1,
+            polling: false,
+            for_us: 1,
+            polls: 1,
+            busy_us: 0,
+            long_idle: false,
+            spans: Vec::new(),
+            children: Vec::new(),
+        };
+        TaskTree {
+            tasks: (0..n).map(task).collect(),
+        }
+    }
+
+    fn actor(name: &str, pid: u32, tasks: u64, children: Vec<ActorDump>) -> ActorDump {
+        ActorDump {
+            actor: ActorUid::new(name, "u"),
+            pid,
+            tasks: Some(tree(tasks)),
+            missing: None,
+            children,
+        }
+    }
+
+    #[test]
+    fn a_dump_too_big_to_send_drops_its_largest_trees_first() {
+        let mut dump = actor(
+            "root",
+            1,
+            10,
+            vec![
+                actor("big", 2, 5_000, vec![]),
+                actor("small", 3, 20, vec![]),
+            ],
+        );
+        let whole = encoded_len(&dump);
+        fit(&mut dump, whole);
+        assert!(
+            dump.actors().iter().all(|a| a.tasks.is_some()),
+            "fits: unchanged"
+        );
+        fit(&mut dump, whole / 2);
+        assert!(encoded_len(&dump) <= whole / 2);
+        let stripped: Vec<&str> = dump
+            .actors()
+            .iter()
+            .filter(|a| a.tasks.is_none())
+            .map(|a| a.actor.name.as_str())
+            .collect();
+        assert_eq!(stripped, ["big"]);
+        let note = dump.children[0].missing.as_deref().unwrap();
+        assert!(
+            note.contains("5000 tasks") && note.contains("smol-devx-2.log"),
+            "{note}"
+        );
     }
 }
