@@ -55,6 +55,10 @@ pub const TREE_HANDLER: &str = "smol_devx.task_tree";
 /// the root.
 pub const GATHER_BUDGET: Duration = Duration::from_secs(2);
 
+/// Signals closer together than this make one dump: a process can get
+/// the same request twice, straight and relayed by its parent.
+pub const DEBOUNCE: Duration = Duration::from_millis(500);
+
 /// One actor's task tree, with those of its descendants.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ActorDump {
@@ -185,8 +189,16 @@ pub fn enable_stack_on_sig() -> std::io::Result<()> {
     }
     env::pass_on(ENV, "1");
     task::spawn("dump tasks on SIGUSR1", async move {
+        let mut last: Option<std::time::Instant> = None;
         while signals.next().instrument("SIGUSR1").await.is_some() {
+            // `kill -USR1 $(pgrep app)` signals every actor of the tree,
+            // which also relays to its children: one dump per burst.
+            if last.is_some_and(|t| t.elapsed() < DEBOUNCE) {
+                log::debug!("SIGUSR1 again within {DEBOUNCE:?}: dumped already");
+                continue;
+            }
             on_signal().await;
+            last = Some(std::time::Instant::now());
         }
     })
     .detach();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{actor_pids, assert_reaped, pid_on, running, Running};
-use smol_devx::stack_on_sig::{json_path, log_path, ActorDump};
+use smol_devx::stack_on_sig::{json_path, log_path, ActorDump, DEBOUNCE};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -77,6 +77,8 @@ fn sigusr1_to_the_root_dumps_every_actor_parent_first_and_gathers_one_tree() {
     let root = pids[0].1;
 
     for round in 1..=2 {
+        // Signals closer together make one dump.
+        std::thread::sleep(DEBOUNCE);
         usr1(root);
         // Each actor's own dump reaches stderr, in tree order: a child
         // is signalled only once its parent has written.
@@ -131,6 +133,38 @@ fn sigusr1_to_the_root_dumps_every_actor_parent_first_and_gathers_one_tree() {
     // Still running after two dumps.
     for (name, pid) in &pids {
         assert!(running(*pid), "{name} (pid {pid}) stopped after a dump");
+    }
+    run.close_stdin();
+    let (status, lines) = run.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert_reaped(&actor_pids(&lines));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `kill -USR1 $(pgrep app)`: every actor is signalled at once, and also
+/// by its parent's relay; each still dumps once, and the root's gathered
+/// dump has them all.
+#[test]
+fn signalling_every_actor_at_once_dumps_each_once() {
+    let dir = tmpdir("all");
+    let names = ["root", "hang_in_sub", "sleeper"];
+    let (mut run, pids) = start(&dir, &[], &names);
+    for (_, pid) in &pids {
+        usr1(*pid);
+    }
+    run.expect("smol-devx: gathered task trees of 3 actors (0 missing)", T);
+    for (_, pid) in &pids {
+        wait_for_in_file(&in_dir(&dir, log_path(*pid)), "--- end of tasks of", 1);
+    }
+    // Let any second dump land, had the burst made one.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for (name, pid) in &pids {
+        let log = std::fs::read_to_string(in_dir(&dir, log_path(*pid))).unwrap();
+        assert_eq!(
+            log.matches("--- end of tasks of").count(),
+            1,
+            "{name}: {log}"
+        );
     }
     run.close_stdin();
     let (status, lines) = run.finish(T);
