@@ -48,6 +48,21 @@ pub(crate) struct SpanRec {
 struct SpanStack {
     spans: Vec<SpanRec>,
     next: u32,
+    /// What was last published to the record: a task that awaits the
+    /// same instrumented call in a loop publishes the same shape each
+    /// time (only the ids differ), and skips the lock then.
+    published: Vec<SpanRec>,
+}
+
+/// Whether two span lists render the same: same labels, same nesting.
+fn same_shape(a: &[SpanRec], b: &[SpanRec]) -> bool {
+    let parent_at = |spans: &[SpanRec], i: usize| {
+        let parent = spans[i].parent;
+        spans[..i].iter().position(|s| s.id == parent)
+    };
+    a.len() == b.len()
+        && (0..a.len())
+            .all(|i| std::ptr::eq(a[i].what, b[i].what) && parent_at(a, i) == parent_at(b, i))
 }
 
 /// What the registry knows of one task. Figures are written only by the
@@ -470,15 +485,20 @@ impl Drop for Entered<'_> {
             (h.next.replace(next), h.dirty.replace(dirty))
         });
         let spans = STACK.with(|s| s.replace(std::mem::take(&mut self.saved_spans)));
-        *self.stack = SpanStack { spans, next };
+        let stack = &mut *self.stack;
+        (stack.spans, stack.next) = (spans, next);
         if !dirty {
             return;
         }
-        let (node, spans) = (self.node, &self.stack.spans);
-        if spans.is_empty() {
+        let node = self.node;
+        if stack.spans.is_empty() {
             node.has_spans.store(false, Relaxed);
         } else {
-            lock(&node.spans).set(spans);
+            if !same_shape(&stack.spans, &stack.published) {
+                lock(&node.spans).set(&stack.spans);
+                stack.published.clear();
+                stack.published.extend_from_slice(&stack.spans);
+            }
             node.has_spans.store(true, Relaxed);
         }
     }
@@ -638,6 +658,55 @@ mod tests {
         }));
         assert!(parent.is_some());
         assert_eq!(child_parent, parent);
+    }
+
+    #[test]
+    fn span_lists_compare_by_labels_and_nesting_not_ids() {
+        let rec = |id, parent, what| SpanRec { id, parent, what };
+        let a = [rec(1, 0, "outer"), rec(2, 1, "inner")];
+        let b = [rec(7, 0, "outer"), rec(9, 7, "inner")];
+        let flat = [rec(7, 0, "outer"), rec(9, 0, "inner")];
+        let other = [rec(1, 0, "outer"), rec(2, 1, "other")];
+        assert!(same_shape(&a, &b));
+        assert!(!same_shape(&a, &flat));
+        assert!(!same_shape(&a, &other));
+        assert!(!same_shape(&a, &a[..1]));
+    }
+
+    #[test]
+    fn a_span_awaited_in_a_loop_shows_each_time() {
+        use crate::task::Instrument;
+        let (tx, rx) = async_channel::bounded::<()>(1);
+        let task = spawn("looping-span-test", async move {
+            for _ in 0..3 {
+                if rx.recv().instrument("next item").await.is_err() {
+                    break;
+                }
+            }
+        });
+        let id = loop {
+            let found = snapshot(<[SpanRec]>::to_vec)
+                .into_iter()
+                .find(|v| v.name == "looping-span-test");
+            if let Some(v) = found {
+                break v.id;
+            }
+            std::thread::yield_now();
+        };
+        for _ in 0..3 {
+            // Idle in the span (published, maybe by the skip path).
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let spans = find(id).map(|v| v.spans).unwrap_or_default();
+                if spans.len() == 1 && spans[0].what == "next item" {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{spans:?}");
+                std::thread::yield_now();
+            }
+            smol::block_on(tx.send(())).unwrap();
+        }
+        smol::block_on(task);
     }
 
     #[test]
