@@ -91,6 +91,9 @@ pub struct Session {
     pub waiting: Vec<ActorUid>,
     /// The tree lock's state, as the `lock` command shows it.
     pub lock_state: String,
+    /// The registry's id of the task that opened the REPL, if tracked:
+    /// `tasks` waits for its poll to end, so that its spans show.
+    pub task: Option<u64>,
 }
 
 /// How the user left the REPL.
@@ -248,6 +251,7 @@ impl Session {
             backtrace: std::backtrace::Backtrace::force_capture().to_string(),
             waiting: Vec::new(),
             lock_state: String::new(),
+            task: crate::task::current_id(),
         }
     }
 
@@ -267,7 +271,21 @@ impl Session {
             backtrace: err.backtrace.clone(),
             waiting: Vec::new(),
             lock_state: String::new(),
+            task: crate::task::current_id(),
         }
+    }
+
+    /// The task tree once the REPL's own task has ended the poll that
+    /// opened it (the REPL starts during that poll, and a task's spans
+    /// are published when a poll ends); at most a short wait.
+    fn settled_tasks(&self) -> crate::task::TaskTree {
+        if let Some(id) = self.task {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+            while crate::task::is_polling(id) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
+        crate::task::TaskTree::capture()
     }
 
     /// The header line: which message, which actor.
@@ -400,9 +418,9 @@ pub fn run(
             },
             (Some("p"), None) => "*** p needs a name".to_owned(),
             (Some("lock"), _) => session.lock_state.clone(),
-            (Some("tasks"), Some("json")) => crate::task::TaskTree::capture().to_json(),
+            (Some("tasks"), Some("json")) => session.settled_tasks().to_json(),
             (Some("tasks"), _) => {
-                let tree = crate::task::TaskTree::capture();
+                let tree = session.settled_tasks();
                 if tree.is_empty() {
                     "no tracked tasks in this process".to_owned()
                 } else {
@@ -471,6 +489,7 @@ mod tests {
             backtrace: "   0: std::backtrace::Backtrace::force_capture\n             at /rustc/x/library/std/src/backtrace.rs:312:9\n   1: smol_devx::debug::pause::pause\n   2: my_app::handler\n             at examples/app.rs:12:5\n   3: async_task::raw::RawTask::run\n".into(),
             waiting: vec![ActorUid::new("name_error", "n"), ActorUid::new("spawn_error", "s")],
             lock_state: "tree lock held by ('breakpoint_forever', 'b1')".into(),
+            task: None,
         }
     }
 

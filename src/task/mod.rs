@@ -8,6 +8,6 @@ mod registry;
 mod span;
 mod tree;
 
-pub use registry::{current_id, spawn, spawn_on, track, Tracked};
+pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
 pub use span::{Instrument, Instrumented};
 pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};

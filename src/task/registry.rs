@@ -232,6 +232,18 @@ pub fn current_id() -> Option<u64> {
     Some(HERE.with(|h| h.task.get())).filter(|&t| t != 0)
 }
 
+/// Whether task `id` is being polled right now (`false` when it is not
+/// registered).
+pub fn is_polling(id: u64) -> bool {
+    let shard = lock(&REGISTRY[id as usize % SHARDS].0);
+    shard
+        .slots
+        .iter()
+        .flatten()
+        .find(|n| n.id == id)
+        .is_some_and(|n| n.polling.load(Relaxed))
+}
+
 /// Where a registered task sits in the registry.
 struct Slot {
     shard: usize,
@@ -644,6 +656,24 @@ mod tests {
         assert_eq!(seen, Some(id), "the task sees itself as current");
         assert!(find(id).is_none(), "finished tasks leave");
         assert_eq!(current_id(), None);
+    }
+
+    #[test]
+    fn a_task_is_polling_only_during_its_polls() {
+        let mut fut = Box::pin(track("polling-test", async {
+            let me = current_id().unwrap();
+            let during = is_polling(me);
+            smol::future::yield_now().await;
+            (me, during)
+        }));
+        let id = fut.node.id;
+        assert!(!is_polling(id), "not polled yet");
+        assert!(smol::block_on(smol::future::poll_once(&mut fut)).is_none());
+        assert!(!is_polling(id), "between polls");
+        let (me, during) = smol::block_on(fut);
+        assert_eq!(me, id);
+        assert!(during);
+        assert!(!is_polling(id), "finished");
     }
 
     #[test]
