@@ -10,6 +10,10 @@
 //! root and the worker: its escalation asks the root whether anyone is in
 //! the debugger (tractor leaves this to the root alone, its issue 320).
 //!
+//! With `-- ctrlc`, nothing is cancelled until you press ctrl-c: the
+//! root then cancels the whole tree, and the worker's teardown REPL opens
+//! all the same; after `c` the tree ends (exit code 130).
+//!
 //! `cargo run --example shielded_pause`, then `c`.
 
 use std::time::Duration;
@@ -57,6 +61,15 @@ fn main() -> std::process::ExitCode {
         .entry("cancelled_worker", cancelled_worker)
         .entry("middle", cancel_a_worker)
         .run(|root| async move {
+            if std::env::args().any(|a| a == "ctrlc") {
+                println!("root pid {}", std::process::id());
+                let mut nursery = Nursery::new(&root);
+                nursery
+                    .run_in_actor(ActorSpec::new("cancelled_worker"), &())
+                    .await?;
+                println!("root: waiting for ctrl-c");
+                return nursery.join().await;
+            }
             if !nested {
                 return cancel_a_worker(root, ()).await;
             }

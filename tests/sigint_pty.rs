@@ -170,3 +170,37 @@ fn scenario_18_stale_lock() {
     assert!(!shown.contains(&format!("{PROMPT}{PROMPT}")), "{shown}");
     assert_reaped(&pids(&shown));
 }
+
+/// Scenarios 17 and 14 together: ctrl-c with no REPL live cancels the
+/// tree; the cancelled worker's teardown opens a REPL, which the root's
+/// cancel waits for (well past its grace) instead of killing it.
+#[test]
+fn ctrl_c_cancels_the_tree_and_waits_for_a_teardown_repl() {
+    let mut pty = Pty::spawn_with_args("shielded_pause", &["ctrlc"], &[]);
+    let mut shown = pty.expect("root: waiting for ctrl-c");
+    shown += "root: waiting for ctrl-c";
+    until(&mut pty, &mut shown, "cancelled_worker pid ");
+    std::thread::sleep(Duration::from_millis(200));
+    pty.send_raw(b"\x03");
+    let before = pty.expect_prompt();
+    shown += &before;
+    assert_before(
+        &before,
+        &[
+            "cancelling the actor tree",
+            "INSIDE CANCELLED TEARDOWN",
+            PAUSE_MSG,
+            "('cancelled_worker', '",
+        ],
+    );
+    // The root's grace is 1 s: the REPL outlives it.
+    std::thread::sleep(Duration::from_millis(1500));
+    pty.send_line("p step");
+    assert_before(&pty.expect_prompt(), &["step = \"teardown\""]);
+    pty.send_line("c");
+    until(&mut pty, &mut shown, "teardown done");
+    let (rest, code) = pty.expect_exit();
+    shown += &rest;
+    assert_eq!(code, i32::from(CANCELLED_EXIT), "{shown}");
+    assert_reaped(&pids(&shown));
+}

@@ -274,17 +274,25 @@ impl Actor {
     }
 
     /// Cancels every live child's entry, then waits up to `grace` for them
-    /// all to be reaped.
+    /// all to be reaped; longer while someone is in a REPL (a child's
+    /// teardown may pause), since what is left is then killed.
     async fn cancel_children(&self, grace: std::time::Duration) {
+        use std::time::{Duration, Instant};
         for child in self.children() {
             if let Some(cid) = child.main {
                 log::info!("{}: cancelling {}", self.uid(), child.uid);
                 let _ = child.portal.chan.send(&Msg::Cancel { cid }).await;
             }
         }
-        let deadline = std::time::Instant::now() + grace;
-        while !self.children().is_empty() && std::time::Instant::now() < deadline {
-            smol::Timer::after(std::time::Duration::from_millis(10)).await;
+        let mut deadline = Instant::now() + grace;
+        while !self.children().is_empty() {
+            if Instant::now() >= deadline {
+                if !self.before_teardown(true).await {
+                    return;
+                }
+                deadline = Instant::now() + grace;
+            }
+            smol::Timer::after(Duration::from_millis(10)).await;
         }
     }
 
