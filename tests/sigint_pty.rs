@@ -6,16 +6,19 @@ mod common;
 use std::time::Duration;
 
 use common::pty::{assert_before, in_prompt_msg, Pty};
-use common::{assert_reaped, kill9, pid_on};
+use common::{assert_reaped, kill9};
 use rustix::process::Signal;
 use smol_devx::actor::CANCELLED_EXIT;
 use smol_devx::debug::repl::{PAUSE_MSG, PROMPT};
 
-/// The pids on the `<name> pid <n>` lines of `text`.
+/// The pids on the `<name> pid <n>` lines of `text` (the actors' own
+/// lines, not log lines that mention a pid).
 fn pids(text: &str) -> Vec<u32> {
     text.lines()
-        .filter(|l| l.contains(" pid ") && !l.starts_with('['))
-        .map(pid_on)
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [_, "pid", n] => n.parse().ok(),
+            _ => None,
+        })
         .collect()
 }
 
