@@ -69,6 +69,19 @@ fn start(dir: &Path, args: &[&str], names: &[&str]) -> (Running, Vec<(String, u3
     (run, pids)
 }
 
+/// Every actor still runs after the dumps; closing stdin then ends the
+/// tree cleanly, with nothing left behind.
+fn still_running_then_end(mut run: Running, pids: &[(String, u32)], dir: &Path) {
+    for (name, pid) in pids {
+        assert!(running(*pid), "{name} (pid {pid}) stopped after a dump");
+    }
+    run.close_stdin();
+    let (status, lines) = run.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert_reaped(&actor_pids(&lines));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 #[test]
 fn sigusr1_to_the_root_dumps_every_actor_parent_first_and_gathers_one_tree() {
     let dir = tmpdir("usr1");
@@ -130,15 +143,7 @@ fn sigusr1_to_the_root_dumps_every_actor_parent_first_and_gathers_one_tree() {
         assert!(dump.actors().iter().all(|a| a.tasks.is_some()));
     }
 
-    // Still running after two dumps.
-    for (name, pid) in &pids {
-        assert!(running(*pid), "{name} (pid {pid}) stopped after a dump");
-    }
-    run.close_stdin();
-    let (status, lines) = run.finish(T);
-    assert!(status.success(), "{lines:#?}");
-    assert_reaped(&actor_pids(&lines));
-    let _ = std::fs::remove_dir_all(&dir);
+    still_running_then_end(run, &pids, &dir);
 }
 
 /// `kill -USR1 $(pgrep app)`: every actor is signalled at once, and also
@@ -166,11 +171,7 @@ fn signalling_every_actor_at_once_dumps_each_once() {
             "{name}: {log}"
         );
     }
-    run.close_stdin();
-    let (status, lines) = run.finish(T);
-    assert!(status.success(), "{lines:#?}");
-    assert_reaped(&actor_pids(&lines));
-    let _ = std::fs::remove_dir_all(&dir);
+    still_running_then_end(run, &pids, &dir);
 }
 
 #[test]
@@ -194,12 +195,5 @@ fn an_actor_that_cannot_answer_is_marked_missing_and_the_rest_is_dumped() {
     assert!(blocked.contains("no reply within"), "{blocked}");
     // The stuck actor's own watcher cannot run either: no dump of its own.
     assert!(!in_dir(&dir, log_path(pids[3].1)).exists());
-    for (name, pid) in &pids {
-        assert!(running(*pid), "{name} (pid {pid}) stopped after a dump");
-    }
-    run.close_stdin();
-    let (status, lines) = run.finish(T);
-    assert!(status.success(), "{lines:#?}");
-    assert_reaped(&actor_pids(&lines));
-    let _ = std::fs::remove_dir_all(&dir);
+    still_running_then_end(run, &pids, &dir);
 }
