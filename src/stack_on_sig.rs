@@ -265,13 +265,8 @@ async fn on_signal() {
     let Some(actor) = actor else { return };
     // Parent before child: each child dumps once this one has written.
     for child in actor.children() {
-        let pid = i32::try_from(child.pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw);
-        if let Some(pid) = pid {
-            if let Err(e) = rustix::process::kill_process(pid, rustix::process::Signal::USR1) {
-                log::warn!("cannot relay SIGUSR1 to {}: {e}", child.uid);
-            }
+        if let Err(e) = child.signal(rustix::process::Signal::USR1) {
+            log::warn!("cannot relay SIGUSR1 to {}: {e}", child.uid);
         }
     }
     if actor.is_root() {

@@ -110,6 +110,13 @@ pub struct LiveChild {
     main: Option<crate::msg::Cid>,
 }
 
+impl LiveChild {
+    /// Sends `signal` to the child's process.
+    pub fn signal(&self, signal: rustix::process::Signal) -> std::io::Result<()> {
+        nursery::kill(self.pid, signal)
+    }
+}
+
 /// What a root does on its way out (restore the terminal, say);
 /// registered with [`Runtime::on_exit`].
 pub type ExitHook = Arc<dyn Fn(&Actor) + Send + Sync>;

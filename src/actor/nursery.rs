@@ -280,7 +280,7 @@ impl Nursery {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&uuid);
-            kill(pid, rustix::process::Signal::KILL);
+            let _ = kill(pid, rustix::process::Signal::KILL);
             return Err(self.fail(&format!("{uid} never connected"), "exited or timed out"));
         };
         // A child's own requests are served like any peer's.
@@ -462,7 +462,7 @@ impl Stopping<'_> {
             match signals.next() {
                 Some(signal) => {
                     log::warn!("{uid} (pid {pid}) still running {grace:?} on: sending {signal:?}");
-                    kill(pid, signal);
+                    let _ = kill(pid, signal);
                 }
                 None => {
                     exited.wait().await;
@@ -483,13 +483,16 @@ async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -
         .await
 }
 
-fn kill(pid: u32, signal: rustix::process::Signal) {
-    if let Some(pid) = i32::try_from(pid)
+fn os_pid(pid: u32) -> Option<rustix::process::Pid> {
+    i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
-    {
-        let _ = rustix::process::kill_process(pid, signal);
-    }
+}
+
+/// Sends `signal` to process `pid`.
+pub(super) fn kill(pid: u32, signal: rustix::process::Signal) -> std::io::Result<()> {
+    let pid = os_pid(pid).ok_or_else(|| std::io::Error::other(format!("no such pid {pid}")))?;
+    Ok(rustix::process::kill_process(pid, signal)?)
 }
 
 impl Drop for Nursery {
@@ -500,11 +503,8 @@ impl Drop for Nursery {
         for child in &self.children {
             if child.exited.get().is_none() {
                 log::warn!("nursery dropped with {} alive: SIGKILL", child.uid);
-                kill(child.pid, rustix::process::Signal::KILL);
-                if let Some(pid) = i32::try_from(child.pid)
-                    .ok()
-                    .and_then(rustix::process::Pid::from_raw)
-                {
+                let _ = kill(child.pid, rustix::process::Signal::KILL);
+                if let Some(pid) = os_pid(child.pid) {
                     let _ =
                         rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
                 }
