@@ -315,14 +315,7 @@ fn scenario_14(args: &[&str], canceller: &str) {
         before.find("INSIDE CANCELLED TEARDOWN") < before.find(PAUSE_MSG),
         "{before}"
     );
-    // The actors' own `<name> pid <n>` lines, not log lines naming a pid.
-    let pids: Vec<u32> = before
-        .lines()
-        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-            [_, "pid", n] => n.parse().ok(),
-            _ => None,
-        })
-        .collect();
+    let pids = common::own_pids(&before);
     assert_eq!(pids.len(), 1 + args.len() + 1, "{before}");
     // The example's grace is 500 ms: three of them pass with the REPL up.
     std::thread::sleep(std::time::Duration::from_millis(1600));

@@ -6,21 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::pty::{assert_before, in_prompt_msg, Pty};
-use common::{assert_reaped, kill9};
+use common::{assert_reaped, kill9, own_pids};
 use rustix::process::Signal;
 use smol_devx::actor::CANCELLED_EXIT;
 use smol_devx::debug::repl::{PAUSE_MSG, PROMPT};
-
-/// The pids on the `<name> pid <n>` lines of `text` (the actors' own
-/// lines, not log lines that mention a pid).
-fn pids(text: &str) -> Vec<u32> {
-    text.lines()
-        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
-            [_, "pid", n] => n.parse().ok(),
-            _ => None,
-        })
-        .collect()
-}
 
 /// Waits until `text` has been shown (maybe already), keeping all of the
 /// output in `shown`.
@@ -76,7 +65,7 @@ fn scenario_17(where_: &str, holder: &str, actors: usize) {
     shown += &rest;
     assert_eq!(code, i32::from(CANCELLED_EXIT), "{rest}");
     assert!(rest.contains("cancelling the actor tree"), "{rest}");
-    let pids = pids(&shown);
+    let pids = own_pids(&shown);
     assert_eq!(pids.len(), actors, "{shown}");
     assert_reaped(&pids);
 }
@@ -117,7 +106,7 @@ fn scenario_10_root_cancelled_but_child_is_in_tty_lock() {
     let complete = shown.find("root: teardown complete").expect(&shown);
     // The cancel was asked for during the REPL and completed after it.
     assert!(cancelling < released && released < complete, "{shown}");
-    assert_reaped(&pids(&shown));
+    assert_reaped(&own_pids(&shown));
 }
 
 /// Scenario 18: the holder is SIGKILLed in its REPL (its line editor had
@@ -135,15 +124,10 @@ fn scenario_18_stale_lock() {
     let mut shown = before;
     // The waiter queues behind the holder.
     until(&mut pty, &mut shown, "waiter pid ");
-    let holder = pids(&shown)
-        .into_iter()
-        .zip(
-            shown
-                .lines()
-                .filter(|l| l.contains(" pid ") && !l.starts_with('[')),
-        )
-        .find(|(_, l)| l.starts_with("holder"))
-        .map(|(pid, _)| pid)
+    let holder: u32 = shown
+        .lines()
+        .find_map(|l| l.strip_prefix("holder pid "))
+        .and_then(|pid| pid.trim().parse().ok())
         .expect(&shown);
     std::thread::sleep(Duration::from_millis(200));
     kill9(holder);
@@ -171,7 +155,7 @@ fn scenario_18_stale_lock() {
     shown += &rest;
     assert_ne!(code, 0, "the root's child was killed: {shown}");
     assert!(!shown.contains(&format!("{PROMPT}{PROMPT}")), "{shown}");
-    assert_reaped(&pids(&shown));
+    assert_reaped(&own_pids(&shown));
 }
 
 /// Scenarios 17 and 14 together: ctrl-c with no REPL live cancels the
@@ -205,5 +189,5 @@ fn ctrl_c_cancels_the_tree_and_waits_for_a_teardown_repl() {
     let (rest, code) = pty.expect_exit();
     shown += &rest;
     assert_eq!(code, i32::from(CANCELLED_EXIT), "{shown}");
-    assert_reaped(&pids(&shown));
+    assert_reaped(&own_pids(&shown));
 }

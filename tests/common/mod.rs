@@ -224,6 +224,18 @@ pub fn actor_pids(lines: &[String]) -> Vec<u32> {
         .collect()
 }
 
+/// The pids on the exact `<name> pid <n>` lines of a screen's text:
+/// the actors' own lines, not log lines that mention a pid (on a
+/// terminal, a log line may follow typed text on the same line).
+pub fn own_pids(text: &str) -> Vec<u32> {
+    text.lines()
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [_, "pid", n] => n.parse().ok(),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Whether some line satisfies `pred`.
 pub fn has(lines: &[String], pred: impl Fn(&str) -> bool) -> bool {
     lines.iter().any(|l| pred(l))
