@@ -229,29 +229,23 @@ impl Actor {
     /// This actor's children that are alive, from every nursery, in spawn
     /// order.
     pub fn children(&self) -> Vec<LiveChild> {
+        self.live_children().clone()
+    }
+
+    fn live_children(&self) -> std::sync::MutexGuard<'_, Vec<LiveChild>> {
+        // Plain pushes and retains: a panic cannot leave it inconsistent.
         self.inner
             .children
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     fn remember_child(&self, child: LiveChild) {
-        let mut children = self
-            .inner
-            .children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        children.push(child);
+        self.live_children().push(child);
     }
 
     fn set_child_main(&self, pid: u32, cid: crate::msg::Cid) {
-        let mut children = self
-            .inner
-            .children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(child) = children.iter_mut().find(|c| c.pid == pid) {
+        if let Some(child) = self.live_children().iter_mut().find(|c| c.pid == pid) {
             child.main = Some(cid);
         }
     }
@@ -292,7 +286,7 @@ impl Actor {
             }
         }
         let mut deadline = Instant::now() + grace;
-        while !self.children().is_empty() {
+        while !self.live_children().is_empty() {
             if Instant::now() >= deadline {
                 if !self.before_teardown(true).await {
                     return;
@@ -304,12 +298,7 @@ impl Actor {
     }
 
     fn forget_child(&self, pid: u32) {
-        let mut children = self
-            .inner
-            .children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        children.retain(|c| c.pid != pid);
+        self.live_children().retain(|c| c.pid != pid);
     }
 
     /// The connection to the root, made on first use and kept (the

@@ -350,8 +350,7 @@ impl Nursery {
         }
         if let Some(e) = &first_error {
             // Do not tear down a tree whose terminal someone holds.
-            let debugged = self.children.iter().any(|c| c.debug_mode);
-            self.actor.before_teardown(debugged).await;
+            self.wait_for_debugger().await;
             log::info!(
                 "{}: {} failed; cancelling its siblings",
                 self.actor.uid(),
@@ -373,10 +372,16 @@ impl Nursery {
     /// # }
     /// ```
     pub async fn abort<E>(&mut self, err: E) -> E {
-        let debugged = self.children.iter().any(|c| c.debug_mode);
-        self.actor.before_teardown(debugged).await;
+        self.wait_for_debugger().await;
         self.stop_all().await;
         err
+    }
+
+    /// Awaits the teardown hook (the debugger's wait), when this actor or
+    /// one of its children runs in debug mode.
+    async fn wait_for_debugger(&self) {
+        let debugged = self.children.iter().any(|c| c.debug_mode);
+        self.actor.before_teardown(debugged).await;
     }
 
     /// Cancels every child still running and reaps them all; when this
@@ -385,8 +390,7 @@ impl Nursery {
     pub async fn cancel(&mut self) {
         // Not while someone in the tree is in (or waiting for) a REPL: the
         // children being cancelled may be the ones debugged.
-        let debugged = self.children.iter().any(|c| c.debug_mode);
-        self.actor.before_teardown(debugged).await;
+        self.wait_for_debugger().await;
         self.stop_all().await;
     }
 
