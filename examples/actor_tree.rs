@@ -7,7 +7,6 @@
 //! `tree_forever` and `tree_stuck` (until killed), `serve` (until stdin
 //! closes). The multi-process tests in `tests/actor_tree.rs` drive it.
 
-use std::fmt;
 use std::time::Duration;
 
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
@@ -15,17 +14,8 @@ use smol_devx::codec::PldSpec;
 use smol_devx::ipc::Context;
 use smol_devx::msg::RemoteError;
 
-/// The error the innermost actor of `nested_error` raises.
-#[derive(Debug)]
-struct NameError(&'static str);
-
-impl fmt::Display for NameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "name '{}' is not defined", self.0)
-    }
-}
-
-impl std::error::Error for NameError {}
+mod common;
+use common::NameError;
 
 type Res<T> = Result<T, RemoteError>;
 
@@ -48,16 +38,7 @@ async fn name_error(actor: Actor, _: ()) -> Result<(), NameError> {
 /// `name_error`; errors climb back through every level.
 async fn spawn_until(actor: Actor, depth: u32) -> Res<()> {
     hello(&actor);
-    let mut nursery = Nursery::new(&actor);
-    if depth == 0 {
-        nursery
-            .run_in_actor(ActorSpec::new("name_error"), &())
-            .await?;
-    } else {
-        let next = ActorSpec::new("spawn_until").name(&format!("spawn_until_{}", depth - 1));
-        nursery.run_in_actor(next, &(depth - 1)).await?;
-    }
-    nursery.join().await
+    common::spawn_until(actor, depth).await
 }
 
 async fn sleep_forever(actor: Actor, _: ()) -> Res<()> {

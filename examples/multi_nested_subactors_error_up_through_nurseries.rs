@@ -5,26 +5,12 @@
 //! `cargo run --example multi_nested_subactors_error_up_through_nurseries`,
 //! then `c` at each of the five prompts.
 
-use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
+use smol_devx::actor::{ActorSpec, Nursery, Runtime};
 use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 mod common;
-use common::name_error;
-
-/// Spawns the next level, or `name_error` at depth 0.
-async fn spawn_until(actor: Actor, depth: u32) -> Result<(), RemoteError> {
-    let mut nursery = Nursery::new(&actor);
-    if depth == 0 {
-        nursery
-            .run_in_actor(ActorSpec::new("name_error"), &())
-            .await?;
-    } else {
-        let next = ActorSpec::new("spawn_until").name(&format!("spawn_until_{}", depth - 1));
-        nursery.run_in_actor(next, &(depth - 1)).await?;
-    }
-    nursery.join().await
-}
+use common::{name_error, spawn_until};
 
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();

@@ -32,3 +32,18 @@ pub async fn spawn_error(actor: Actor, _: ()) -> Result<(), RemoteError> {
     nursery.run_in_actor(child, &()).await?;
     nursery.join().await
 }
+
+/// An entry that spawns the next level (`spawn_until_<depth - 1>`), or
+/// `name_error` at depth 0: its error climbs back through every level.
+pub async fn spawn_until(actor: Actor, depth: u32) -> Result<(), RemoteError> {
+    let mut nursery = Nursery::new(&actor);
+    if depth == 0 {
+        nursery
+            .run_in_actor(ActorSpec::new("name_error"), &())
+            .await?;
+    } else {
+        let next = ActorSpec::new("spawn_until").name(&format!("spawn_until_{}", depth - 1));
+        nursery.run_in_actor(next, &(depth - 1)).await?;
+    }
+    nursery.join().await
+}
