@@ -11,7 +11,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{header, raw_ping_pong, Stats};
+use common::{header, raw_ping_pong, raw_ping_pong_between_processes, serve_echo_if_asked, Stats};
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
 use smol_devx::debug::tty::{acquire_debug_lock, install};
@@ -84,6 +84,8 @@ async fn stale_recovery(actor: &Actor, samples: usize) -> Result<Stats, RemoteEr
 }
 
 fn main() -> std::process::ExitCode {
+    serve_echo_if_asked();
+    serve_echo_if_asked();
     // Each of the 200-odd force-releases would log a line.
     std::env::set_var("RUST_LOG", "error");
     smol_devx::log::init();
@@ -96,6 +98,10 @@ fn main() -> std::process::ExitCode {
             let raw = raw_ping_pong();
             raw.report(None);
             let two_raw = raw.scaled("two raw ping-pongs", 2.0);
+            let across = raw_ping_pong_between_processes();
+            across.report(Some(&raw));
+            let across = raw_ping_pong_between_processes();
+            across.report(Some(&raw));
 
             let mut nursery = Nursery::new(&actor);
             let one = nursery.run_in_actor(ActorSpec::new("rounds"), &2_000usize).await?;

@@ -4,8 +4,9 @@
 //! The root runs `hang_in_sub`, which spawns `sleeper` and then awaits
 //! forever; `sleeper` awaits forever too. Each actor prints `ready <name>
 //! pid <pid>` once it runs. With `--blocked`, `hang_in_sub` also spawns
-//! `blocked`, whose only executor thread is stuck in a blocking call: it
-//! cannot answer, and the root's gathered dump marks it missing.
+//! `blocked`, whose actor thread is stuck in a blocking call: it cannot
+//! answer, and the root's gathered dump marks it missing; its own dump
+//! (in its log) shows the task that blocks it.
 //!
 //! ```text
 //! cargo run --example shield_hang_in_sub &
@@ -51,8 +52,9 @@ async fn sleeper(actor: Actor, _: ()) -> Result<(), RemoteError> {
 
 async fn blocked(actor: Actor, _: ()) -> Result<(), RemoteError> {
     ready(&actor);
-    // Blocks the executor thread itself: nothing else in this process
-    // runs, the SIGUSR1 watcher included.
+    // Blocks the actor's own thread: none of its tasks run, so it cannot
+    // answer the root's gather; its SIGUSR1 watcher runs on another thread
+    // and still dumps, showing this task stuck in its poll.
     loop {
         std::thread::sleep(Duration::from_secs(3600));
     }

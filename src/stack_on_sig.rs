@@ -188,7 +188,10 @@ pub fn enable_stack_on_sig() -> std::io::Result<()> {
         return Ok(());
     }
     env::pass_on(ENV, "1");
-    task::spawn("dump tasks on SIGUSR1", async move {
+    // On smol's executor thread, not the actor's own (see `task::block_on`):
+    // an actor whose thread is blocked by a task still dumps, and its dump
+    // shows which task blocks it.
+    smol::spawn(task::track("dump tasks on SIGUSR1", async move {
         let mut last: Option<std::time::Instant> = None;
         while signals.next().instrument("SIGUSR1").await.is_some() {
             // `kill -USR1 $(pgrep app)` signals every actor of the tree,
@@ -200,7 +203,7 @@ pub fn enable_stack_on_sig() -> std::io::Result<()> {
             on_signal().await;
             last = Some(std::time::Instant::now());
         }
-    })
+    }))
     .detach();
     Ok(())
 }

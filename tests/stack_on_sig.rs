@@ -193,7 +193,13 @@ fn an_actor_that_cannot_answer_is_marked_missing_and_the_rest_is_dumped() {
     assert_eq!(missing, ["blocked"]);
     let blocked = dump.actors()[3].missing.clone().unwrap();
     assert!(blocked.contains("no reply within"), "{blocked}");
-    // The stuck actor's own watcher cannot run either: no dump of its own.
-    assert!(!in_dir(&dir, log_path(pids[3].1)).exists());
+    // Its watcher runs off the blocked thread: its own dump names the
+    // task that blocks it, still in its poll.
+    let own = wait_for_in_file(&in_dir(&dir, log_path(pids[3].1)), "--- end of tasks of", 1);
+    let stuck = own
+        .lines()
+        .find(|l| l.contains("task #") && l.contains("blocked #"))
+        .unwrap_or_else(|| panic!("{own}"));
+    assert!(stuck.contains(" polling "), "{stuck}");
     still_running_then_end(run, &pids, &dir);
 }

@@ -126,26 +126,64 @@ pub fn lock_frame() -> Vec<u8> {
         .unwrap()
 }
 
+/// Echoes `len`-byte frames until the peer closes.
+fn echo(mut b: UnixStream, len: usize) {
+    let mut buf = vec![0u8; len];
+    while b.read_exact(&mut buf).is_ok() {
+        if b.write_all(&buf).is_err() {
+            break;
+        }
+    }
+}
+
+/// `name`: the lock frame to the echo at the other end of `a` and back.
+fn ping_pong(name: &str, mut a: UnixStream) -> Stats {
+    let frame = lock_frame();
+    let mut back = vec![0u8; frame.len()];
+    measure(name, 200, 200, || {
+        a.write_all(&frame).unwrap();
+        a.read_exact(&mut back).unwrap();
+    })
+}
+
 /// The floor under every dialog: a lock-sized frame to another thread
 /// and back over a Unix socketpair, blocking std sockets.
 pub fn raw_ping_pong() -> Stats {
-    let frame = lock_frame();
-    let (mut a, mut b) = UnixStream::pair().unwrap();
-    let len = frame.len();
-    let echo = std::thread::spawn(move || {
-        let mut buf = vec![0u8; len];
-        while b.read_exact(&mut buf).is_ok() {
-            if b.write_all(&buf).is_err() {
-                break;
-            }
-        }
-    });
-    let mut back = vec![0u8; len];
-    let stats = measure("raw UDS ping-pong, lock-sized frame", 200, 200, || {
-        a.write_all(&frame).unwrap();
-        a.read_exact(&mut back).unwrap();
-    });
-    drop(a);
+    let (a, b) = UnixStream::pair().unwrap();
+    let len = lock_frame().len();
+    let echo = std::thread::spawn(move || echo(b, len));
+    let stats = ping_pong("raw UDS ping-pong, lock-sized frame", a);
     echo.join().unwrap();
+    stats
+}
+
+/// Set in the echo process of [`raw_ping_pong_between_processes`]: the
+/// socket path to connect to.
+const ECHO_AT: &str = "SMOL_DEVX_BENCH_ECHO_AT";
+
+/// Call first in a bench's `main`: in the echo process of
+/// [`raw_ping_pong_between_processes`], echoes and exits.
+pub fn serve_echo_if_asked() {
+    if let Ok(path) = std::env::var(ECHO_AT) {
+        echo(UnixStream::connect(path).unwrap(), lock_frame().len());
+        std::process::exit(0);
+    }
+}
+
+/// The same ping-pong with the echo in another process (this bench
+/// re-executed), as every lock dialog is: what crossing processes adds
+/// to the floor on this machine.
+pub fn raw_ping_pong_between_processes() -> Stats {
+    let path = std::env::temp_dir().join(format!("smol-devx-bench-echo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(ECHO_AT, &path)
+        .spawn()
+        .unwrap();
+    let (a, _) = listener.accept().unwrap();
+    let _ = std::fs::remove_file(&path);
+    let stats = ping_pong("raw UDS ping-pong to another process", a);
+    child.wait().unwrap();
     stats
 }

@@ -529,48 +529,33 @@ impl Runtime {
             self.run_sub(entry)
         }
         let exit_hooks = std::mem::take(&mut self.exit_hooks);
-        let actor = match self.boot_root() {
-            Ok(actor) => actor,
-            Err(e) => {
-                eprintln!("smol-devx: cannot start the root actor: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let cancelled = actor.inner.cancel.1.clone();
-        let result = smol::block_on(task::track("root", async {
-            let body = async { Some(root(actor.clone()).await) };
-            let cancel = async {
-                let why = cancelled.recv().await.unwrap_or_default();
-                log::warn!("{}: cancelling the actor tree: {why}", actor.uid());
-                actor.cancel_children(nursery::Nursery::DEFAULT_GRACE).await;
-                None
+        // Booted inside `block_on`, so that the accept loop and every task
+        // it spawns run on this thread's home executor.
+        task::block_on(task::track("root", async {
+            let actor = match self.boot_root() {
+                Ok(actor) => actor,
+                Err(e) => {
+                    eprintln!("smol-devx: cannot start the root actor: {e}");
+                    return ExitCode::FAILURE;
+                }
             };
-            let result = body.instrument("root body").or(cancel).await;
-            if actor.cancel_requested() {
-                return None;
+            let result = run_root(actor.clone(), root).await;
+            actor.cleanup();
+            for hook in &exit_hooks {
+                hook(&actor);
             }
-            if let Some(Err(e)) = &result {
-                actor
-                    .crashed(e.to_string(), || error::box_error_ref(e, actor.uid()))
-                    .await;
+            match result {
+                Some(Ok(())) => ExitCode::SUCCESS,
+                Some(Err(e)) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+                None => {
+                    eprintln!("smol-devx: the actor tree was cancelled");
+                    ExitCode::from(CANCELLED_EXIT)
+                }
             }
-            result
-        }));
-        actor.cleanup();
-        for hook in &exit_hooks {
-            hook(&actor);
-        }
-        match result {
-            Some(Ok(())) => ExitCode::SUCCESS,
-            Some(Err(e)) => {
-                eprintln!("{e}");
-                ExitCode::FAILURE
-            }
-            None => {
-                eprintln!("smol-devx: the actor tree was cancelled");
-                ExitCode::from(CANCELLED_EXIT)
-            }
-        }
+        }))
     }
 
     fn boot_root(self) -> std::io::Result<Actor> {
@@ -635,7 +620,7 @@ impl Runtime {
     }
 
     fn run_sub(self, entry: String) -> ! {
-        let code = match smol::block_on(task::track("serve parent", self.serve_as_sub(entry))) {
+        let code = match task::block_on(task::track("serve parent", self.serve_as_sub(entry))) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("smol-devx: subactor failed to start: {e}");
@@ -702,6 +687,34 @@ impl Runtime {
         actor.cleanup();
         Ok(1)
     }
+}
+
+/// The root's body raced against a tree cancel: `None` when cancelled.
+/// A body's `Err` goes to the crash hook first.
+async fn run_root<F, Fut, E>(actor: Actor, root: F) -> Option<Result<(), E>>
+where
+    F: FnOnce(Actor) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let cancelled = actor.inner.cancel.1.clone();
+    let body = async { Some(root(actor.clone()).await) };
+    let cancel = async {
+        let why = cancelled.recv().await.unwrap_or_default();
+        log::warn!("{}: cancelling the actor tree: {why}", actor.uid());
+        actor.cancel_children(nursery::Nursery::DEFAULT_GRACE).await;
+        None
+    };
+    let result = body.instrument("root body").or(cancel).await;
+    if actor.cancel_requested() {
+        return None;
+    }
+    if let Some(Err(e)) = &result {
+        actor
+            .crashed(e.to_string(), || error::box_error_ref(e, actor.uid()))
+            .await;
+    }
+    result
 }
 
 /// Who an actor is and where its tree is, at boot.

@@ -192,7 +192,7 @@ struct ReleaseIfDropped(bool);
 impl Drop for ReleaseIfDropped {
     fn drop(&mut self) {
         if self.0 {
-            smol::spawn(async {
+            crate::task::spawn("release after dropped pause", async {
                 if let Err(e) = DebugStatus::get().release().await {
                     log::warn!("releasing the tree lock of a dropped pause: {e}");
                 }

@@ -67,11 +67,13 @@ pub(crate) fn watch(is_root: bool) {
             return;
         }
     };
-    task::spawn("SIGINT watcher", async move {
+    // Off the actor's thread (see `task::block_on`): a ctrl-c is judged
+    // even while a task blocks that thread.
+    smol::spawn(task::track("SIGINT watcher", async move {
         while signals.next().instrument("SIGINT").await.is_some() {
             on_sigint();
         }
-    })
+    }))
     .detach();
 }
 

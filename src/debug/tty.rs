@@ -329,7 +329,7 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         let link = self.link.take();
         if let Some(mut ctx) = self.ctx.take() {
-            smol::spawn(async move {
+            crate::task::spawn("cancel lock dialog", async move {
                 let _ = ctx.cancel().await;
                 let ended = async {
                     let _ = ctx.result_raw().await;

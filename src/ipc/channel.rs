@@ -121,7 +121,8 @@ impl Channel {
             }),
         };
         let (incoming_tx, incoming_rx) = unbounded();
-        smol::spawn(chan.clone().read_loop(stream, incoming_tx)).detach();
+        let name = format!("read {}", chan.inner.peer);
+        crate::task::spawn(name, chan.clone().read_loop(stream, incoming_tx)).detach();
         (chan, incoming_rx)
     }
 

@@ -3,11 +3,13 @@
 //! ([`spawn`], [`track`], [`Instrument`]) and its rendering
 //! ([`TaskTree`]).
 
+mod home;
 pub mod local;
 mod registry;
 mod span;
 mod tree;
 
+pub use home::block_on;
 pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
 pub use span::{Instrument, Instrumented};
 pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};

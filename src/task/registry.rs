@@ -394,7 +394,9 @@ pub fn track<F: Future>(name: impl Into<Cow<'static, str>>, fut: F) -> Tracked<F
     }
 }
 
-/// Spawns a tracked task on smol's global executor.
+/// Spawns a tracked task: on this thread's home executor inside
+/// [`block_on`](super::block_on) (where every actor runs), else on smol's
+/// global executor.
 ///
 /// ```
 /// let t = smol_devx::task::spawn("add", async { 1 + 1 });
@@ -405,7 +407,7 @@ pub fn spawn<T: Send + 'static>(
     name: impl Into<Cow<'static, str>>,
     fut: impl Future<Output = T> + Send + 'static,
 ) -> smol::Task<T> {
-    smol::spawn(track(name, fut))
+    super::home::spawn(track(name, fut))
 }
 
 /// Spawns a tracked task on the executor `ex`.

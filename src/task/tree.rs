@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 use super::registry::{snapshot, NodeView, SpanRec};
 
 /// A task idle this long is marked as such in dumps: its innermost
-/// spans are where it is stuck.
+/// spans are where it is stuck. A task in one poll this long is marked
+/// too: it blocks its thread.
 pub const LONG_IDLE: Duration = Duration::from_secs(1);
 
 /// Every tracked task of this process, as a forest.
@@ -284,7 +285,15 @@ impl Text {
         self.num(t.id);
         self.push(" ");
         self.push(&t.name);
-        self.push(if t.polling { " - polling " } else { " - idle " });
+        self.push(if !t.polling {
+            " - idle "
+        } else if t.for_us >= LONG_IDLE.as_micros() as u64 {
+            // No await point for that long: it holds its thread, and
+            // every task queued behind it waits.
+            " - [LONG POLL: blocks its thread] polling "
+        } else {
+            " - polling "
+        });
         self.human(t.for_us);
         self.push(", ");
         self.num(t.polls);
@@ -555,5 +564,30 @@ mod tests {
         let text = tree.to_string();
         assert!(text.contains("await \"nap\" <- waiting"), "{text}");
         assert!(text.contains("[LONG IDLE]"), "{text}");
+    }
+
+    #[test]
+    fn a_task_stuck_in_one_poll_is_marked() {
+        let (polling, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                future::block_on(track("blocking-poll-test", async {
+                    polling.wait();
+                    release.wait();
+                }))
+            });
+            polling.wait();
+            std::thread::sleep(LONG_IDLE + Duration::from_millis(20));
+            let text = TaskTree::capture().to_string();
+            release.wait();
+            let line = text
+                .lines()
+                .find(|l| l.contains("blocking-poll-test"))
+                .unwrap_or_else(|| panic!("{text}"));
+            assert!(
+                line.contains("[LONG POLL: blocks its thread] polling"),
+                "{line}"
+            );
+        });
     }
 }
