@@ -87,7 +87,9 @@ fn main() -> std::process::ExitCode {
     serve_echo_if_asked();
     serve_echo_if_asked();
     // Each of the 200-odd force-releases would log a line.
-    std::env::set_var("RUST_LOG", "error");
+    if std::env::var_os("RUST_LOG").is_none() {
+        std::env::set_var("RUST_LOG", "error");
+    }
     smol_devx::log::init();
     install(Runtime::new())
         .entry("rounds", rounds)
@@ -100,11 +102,12 @@ fn main() -> std::process::ExitCode {
             let two_raw = raw.scaled("two raw ping-pongs", 2.0);
             let across = raw_ping_pong_between_processes();
             across.report(Some(&raw));
-            let across = raw_ping_pong_between_processes();
-            across.report(Some(&raw));
 
             let mut nursery = Nursery::new(&actor);
-            let one = nursery.run_in_actor(ActorSpec::new("rounds"), &2_000usize).await?;
+            // `LOCK_BENCH_ROUNDS=30000` keeps the subactor busy long enough
+            // to attach `perf` to it.
+            let n = std::env::var("LOCK_BENCH_ROUNDS").map_or(2_000, |n| n.parse().expect("a count"));
+            let one = nursery.run_in_actor(ActorSpec::new("rounds"), &n).await?;
             nursery.join().await?;
             let (acquire, both) = nursery.result::<(Vec<f64>, Vec<f64>)>(one)?;
             // The first rounds connect to the root: leave them out.

@@ -504,10 +504,15 @@ impl Runtime {
                     .decode(&args)
                     .await
                     .map_err(|e| error::box_error(e, &here))?;
-                let out = f(actor, ctx, args)
-                    .await
-                    .map_err(|e| error::box_error(e, &here))?;
-                encode_pld(&out).map_err(|e| error::box_error(e, &here))
+                let e = match f(actor, ctx, args).await {
+                    Ok(out) => return encode_pld(&out).map_err(|e| error::box_error(e, &here)),
+                    Err(e) => e,
+                };
+                // Boxing resolves a backtrace, milliseconds on this actor's
+                // only thread: first let the tasks that the failure's
+                // cleanup woke run (a force-released lock's next holder).
+                smol::future::yield_now().await;
+                Err(error::box_error(e, &here))
             })
         });
         self.handlers.insert(name.to_owned(), Handler { spec, run });
