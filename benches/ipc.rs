@@ -110,7 +110,11 @@ fn main() -> std::process::ExitCode {
             let raw = raw_ping_pong();
             raw.report(None);
             let two_raw = raw.scaled("two raw ping-pongs", 2.0);
-            dialog_round_trip().report(Some(&two_raw));
+            // Off the actor's thread: the measuring loop blocks its thread,
+            // and the channels' tasks must run elsewhere (on smol's executor).
+            smol::unblock(dialog_round_trip)
+                .await
+                .report(Some(&two_raw));
             let spawn = spawn_to_result(&actor, 50).await;
             spawn.report(None);
 

@@ -30,6 +30,10 @@ std::thread_local! {
 /// The actor runtime runs each actor's main future this way. Tasks still
 /// pending when it returns wait for the next `block_on`.
 ///
+/// Those tasks run only while this thread is free: blocking it (a sync
+/// call that waits on them, a nested `smol::block_on`) stalls them all.
+/// Block on another thread (`smol::unblock`, a plain thread).
+///
 /// ```
 /// use smol_devx::task;
 ///
