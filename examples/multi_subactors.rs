@@ -11,20 +11,12 @@
 //! once both crashes were shown, `q` in `breakpoint_forever` lets the
 //! root open its own crash REPL on the first failure; `c` there ends it.
 
-use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
-use smol_devx::debug::pause::PauseError;
+use smol_devx::actor::{ActorSpec, Nursery, Runtime};
 use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 mod common;
-use common::{name_error, spawn_error};
-
-async fn breakpoint_forever(_actor: Actor, _: ()) -> Result<(), PauseError> {
-    for round in 0u32.. {
-        smol_devx::pause!(round).await?;
-    }
-    Ok(())
-}
+use common::{breakpoint_forever, name_error, spawn_error};
 
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();

@@ -4,18 +4,12 @@
 //!
 //! `cargo run --example subactor_breakpoint`, then `c`, `c`, `c`, `q`.
 
-use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
-use smol_devx::debug::pause::PauseError;
+use smol_devx::actor::{ActorSpec, Nursery, Runtime};
 use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
-async fn breakpoint_forever(actor: Actor, _: ()) -> Result<(), PauseError> {
-    println!("{} pid {}", actor.uid().name, std::process::id());
-    for round in 0u32.. {
-        smol_devx::pause!(round).await?;
-    }
-    Ok(())
-}
+mod common;
+use common::breakpoint_forever;
 
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();

@@ -1,11 +1,13 @@
-//! Pieces several examples share: the error the failing actors raise and
-//! the failing entries themselves (as tractor's example scripts do).
+//! Pieces several examples share: the error the failing actors raise,
+//! the failing entries themselves and the pausing one (as tractor's
+//! example scripts do).
 
 #![allow(dead_code)] // each example uses a part
 
 use std::fmt;
 
 use smol_devx::actor::{Actor, ActorSpec, Nursery};
+use smol_devx::debug::pause::PauseError;
 use smol_devx::msg::RemoteError;
 
 /// The error of the failing actors, named like Python's.
@@ -19,6 +21,16 @@ impl fmt::Display for NameError {
 }
 
 impl std::error::Error for NameError {}
+
+/// An entry that says `<name> pid <pid>`, then pauses forever, counting
+/// its rounds.
+pub async fn breakpoint_forever(actor: Actor, _: ()) -> Result<(), PauseError> {
+    println!("{} pid {}", actor.uid().name, std::process::id());
+    for round in 0u32.. {
+        smol_devx::pause!(round).await?;
+    }
+    Ok(())
+}
 
 /// An entry that fails at once.
 pub async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
