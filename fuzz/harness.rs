@@ -104,7 +104,10 @@ fn check_decode(codec: &Codec, data: &[u8]) {
         (Err(CodecError::Truncated { .. }), Ok(None)) if data.is_empty() => {}
         _ => panic!("slice decoder said {sliced:?}, stream reader said {streamed:?}"),
     }
-    let Ok((msg, _)) = sliced else { return };
+    let Ok((msg, used)) = sliced else { return };
+    // The codec decodes most frames without ciborium; whatever it
+    // accepts, ciborium must read the same.
+    assert_eq!(ciborium_reads::<Msg>(&data[4..used]), msg);
 
     let again = codec.encode(&msg).expect("a decoded message re-encodes");
     assert_eq!(
@@ -127,12 +130,19 @@ fn check_decode(codec: &Codec, data: &[u8]) {
     }));
     let open = codec.decode_pld::<LockMsg>(pld);
     if let Ok(lock_msg) = locked {
+        assert_eq!(ciborium_reads::<LockMsg>(pld.as_bytes()), lock_msg);
         assert_eq!(
             open.expect("allowed under LOCK, refused under ANY"),
             lock_msg
         );
     }
     let _ = codec.decode_pld::<ciborium::Value>(pld);
+}
+
+/// What ciborium makes of bytes the codec accepted (it must accept them).
+fn ciborium_reads<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
+    ciborium::de::from_reader_with_buffer(bytes, &mut [0; 256])
+        .expect("the codec accepted what ciborium refuses")
 }
 
 /// The codec's own structural pass must neither refuse what ciborium

@@ -25,6 +25,7 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::msg::{short_type_name, LockMsg, Msg, Pld};
 use crate::task::local::Scope;
 
+mod fast;
 mod scan;
 
 /// Bytes of the length prefix.
@@ -242,9 +243,24 @@ pub fn current_pld_spec() -> &'static PldSpec {
 
 /// Encodes one payload value.
 pub fn encode_pld<T: Serialize + ?Sized>(value: &T) -> Result<Pld, CodecError> {
-    let mut raw = Vec::new();
-    ciborium::ser::into_writer(value, &mut raw).map_err(|e| CodecError::Encode(e.to_string()))?;
+    // Room for a lock message without regrowing.
+    let mut raw = Vec::with_capacity(128);
+    encode_value(value, &mut raw)?;
     Ok(Pld::from_raw(raw))
+}
+
+/// Appends `value` as CBOR: the direct encoder first, ciborium for the
+/// forms it leaves (floats, 128-bit integers, unknown lengths, tags).
+fn encode_value<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    let start = out.len();
+    if fast::encode(value, out).is_ok() {
+        return Ok(());
+    }
+    out.truncate(start);
+    ciborium::ser::into_writer(value, &mut *out).map_err(|e| {
+        out.truncate(start);
+        CodecError::Encode(e.to_string())
+    })
 }
 
 /// Decodes a payload under the running task's spec with the default
@@ -321,9 +337,9 @@ impl Codec {
     pub fn encode_into(&self, msg: &Msg, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let start = out.len();
         out.extend_from_slice(&[0; PREFIX_LEN]);
-        if let Err(e) = ciborium::ser::into_writer(msg, &mut *out) {
+        if let Err(e) = encode_value(msg, out) {
             out.truncate(start);
-            return Err(CodecError::Encode(e.to_string()));
+            return Err(e);
         }
         let len = out.len() - start - PREFIX_LEN;
         if len > self.max_frame {
@@ -405,6 +421,9 @@ impl Codec {
 
     fn decode_exact<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, DecodeFailure> {
         use ciborium::de::Error;
+        if let Ok(value) = fast::decode(bytes, self.max_depth) {
+            return Ok(value);
+        }
         // The structural pass bounds nesting and finds the value's end, so
         // ciborium only ever sees one complete, shallow value.
         let end = scan::value_len(bytes, self.max_depth).map_err(DecodeFailure::Codec)?;
@@ -413,8 +432,9 @@ impl Codec {
                 extra: bytes.len() - end,
             }));
         }
-        // Strings longer than this take ciborium's allocating path.
-        let mut scratch = [0u8; 256];
+        // ciborium for what the direct decoder leaves, and for wording any
+        // error. Strings longer than this take its allocating path.
+        let mut scratch = [0u8; fast::SCRATCH];
         ciborium::de::from_reader_with_buffer(bytes, &mut scratch).map_err(|e| match e {
             Error::Io(_) => DecodeFailure::Codec(CodecError::Truncated {
                 needed: bytes.len() + 1,

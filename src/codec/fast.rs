@@ -1,0 +1,952 @@
+//! A direct serde serializer and deserializer for the CBOR this crate
+//! writes, tried before ciborium.
+//!
+//! ciborium is the reference: it reads every CBOR form and words every
+//! error. But it pulls each item head through its `Read` abstraction and
+//! copies every string through a scratch buffer, which made one lock
+//! payload cost ~5.8k instructions to decode and ~2.9k to encode (see
+//! BENCHMARKS.md, "lock"). The lock dialog crosses the wire four times per
+//! acquire+release, so that was a large share of the round trip.
+//!
+//! This module handles the definite-length subset that ciborium itself
+//! emits, straight from and into byte slices. Anything else — floats,
+//! 128-bit integers, CBOR tags, indefinite lengths, `undefined`, and any
+//! error at all — makes it give up with [`Fallback`], and the caller runs
+//! ciborium on the same bytes, which then decodes the rare form or words
+//! the error. The rule that keeps the two in step: whenever this module
+//! succeeds, ciborium would have succeeded with the same value (and the
+//! encoder writes the very bytes ciborium writes). Where ciborium has a
+//! quirk (identifiers and `str` fields longer than its scratch buffer are
+//! refused; unit variants are read from text only), this module gives up
+//! rather than differ. The fuzz harness checks the rule on every input.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Visitor};
+use serde::ser::{self, Serialize};
+
+/// Scratch buffer ciborium decodes with ([`super::Codec`] hands it this
+/// many bytes): it refuses identifiers and `str`/bytes fields longer than
+/// it, so this module does too.
+pub(super) const SCRATCH: usize = 256;
+
+/// ciborium's recursion budget for `from_reader_with_buffer`: each array,
+/// map and enum it enters spends one.
+const RECURSION: usize = 256;
+
+/// "Let ciborium do it": an unsupported form, or any error, whose wording
+/// ciborium will provide.
+#[derive(Debug)]
+pub(super) struct Fallback;
+
+impl fmt::Display for Fallback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("outside the fast CBOR subset")
+    }
+}
+
+impl std::error::Error for Fallback {}
+
+impl ser::Error for Fallback {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Fallback
+    }
+}
+
+impl de::Error for Fallback {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        Fallback
+    }
+}
+
+type Result<T> = std::result::Result<T, Fallback>;
+
+const NULL: u8 = 0xf6;
+const FALSE: u8 = 0xf4;
+const TRUE: u8 = 0xf5;
+
+/// ciborium marks its CBOR-tag wrappers with this type name.
+const TAG_MARKER: &str = "@@TAG@@";
+
+/// Appends `value` as CBOR to `out`, exactly as ciborium would. On
+/// `Err`, `out` may hold a partial value: the caller truncates it.
+pub(super) fn encode<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<()> {
+    value.serialize(&mut Encoder(out))
+}
+
+/// Decodes the one value that `bytes` holds entirely, nested at most
+/// `max_depth` arrays, maps and enums deep.
+///
+/// This runs before the codec's structural pass (which it makes
+/// redundant when it succeeds), so it refuses what that pass would:
+/// bytes after the value, a cut value, and nesting beyond `max_depth`
+/// (it counts every container and enum, the pass only non-empty
+/// containers, so it never accepts deeper).
+pub(super) fn decode<T: de::DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T> {
+    let mut dec = Decoder {
+        bytes,
+        pos: 0,
+        budget: max_depth.min(RECURSION),
+    };
+    let value = T::deserialize(&mut dec)?;
+    if dec.pos != bytes.len() {
+        return Err(Fallback);
+    }
+    Ok(value)
+}
+
+fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
+    let major = major << 5;
+    match arg {
+        0..=23 => out.push(major | arg as u8),
+        24..=0xff => out.extend_from_slice(&[major | 24, arg as u8]),
+        0x100..=0xffff => {
+            out.push(major | 25);
+            out.extend_from_slice(&(arg as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(major | 26);
+            out.extend_from_slice(&(arg as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(major | 27);
+            out.extend_from_slice(&arg.to_be_bytes());
+        }
+    }
+}
+
+struct Encoder<'a>(&'a mut Vec<u8>);
+
+impl Encoder<'_> {
+    fn text(&mut self, s: &str) {
+        write_head(self.0, 3, s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+    fn int(&mut self, v: i64) {
+        if v < 0 {
+            write_head(self.0, 1, (v as u64) ^ !0);
+        } else {
+            write_head(self.0, 0, v as u64);
+        }
+    }
+    /// The one-entry map that wraps a non-unit enum variant.
+    fn variant(&mut self, name: &str, variant: &str) -> Result<()> {
+        if name == TAG_MARKER {
+            return Err(Fallback);
+        }
+        self.0.push(0xa1);
+        self.text(variant);
+        Ok(())
+    }
+}
+
+impl<'a> ser::Serializer for &'a mut Encoder<'_> {
+    type Ok = ();
+    type Error = Fallback;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    fn serialize_bool(self, v: bool) -> Result<()> {
+        self.0.push(if v { TRUE } else { FALSE });
+        Ok(())
+    }
+    fn serialize_i8(self, v: i8) -> Result<()> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i16(self, v: i16) -> Result<()> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i32(self, v: i32) -> Result<()> {
+        self.serialize_i64(v.into())
+    }
+    fn serialize_i64(self, v: i64) -> Result<()> {
+        self.int(v);
+        Ok(())
+    }
+    fn serialize_u8(self, v: u8) -> Result<()> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u16(self, v: u16) -> Result<()> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u32(self, v: u32) -> Result<()> {
+        self.serialize_u64(v.into())
+    }
+    fn serialize_u64(self, v: u64) -> Result<()> {
+        write_head(self.0, 0, v);
+        Ok(())
+    }
+    // ciborium picks the shortest lossless float width, and bignum tags
+    // for 128-bit integers: rare here, left to it.
+    fn serialize_i128(self, _: i128) -> Result<()> {
+        Err(Fallback)
+    }
+    fn serialize_u128(self, _: u128) -> Result<()> {
+        Err(Fallback)
+    }
+    fn serialize_f32(self, _: f32) -> Result<()> {
+        Err(Fallback)
+    }
+    fn serialize_f64(self, _: f64) -> Result<()> {
+        Err(Fallback)
+    }
+    fn serialize_char(self, v: char) -> Result<()> {
+        self.text(v.encode_utf8(&mut [0; 4]));
+        Ok(())
+    }
+    fn serialize_str(self, v: &str) -> Result<()> {
+        self.text(v);
+        Ok(())
+    }
+    fn serialize_bytes(self, v: &[u8]) -> Result<()> {
+        write_head(self.0, 2, v.len() as u64);
+        self.0.extend_from_slice(v);
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<()> {
+        self.0.push(NULL);
+        Ok(())
+    }
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<()> {
+        value.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<()> {
+        self.serialize_none()
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<()> {
+        self.serialize_none()
+    }
+    fn serialize_unit_variant(self, _: &'static str, _: u32, variant: &'static str) -> Result<()> {
+        self.text(variant);
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        value.serialize(self)
+    }
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        self,
+        name: &'static str,
+        _: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<()> {
+        self.variant(name, variant)?;
+        value.serialize(self)
+    }
+    fn serialize_seq(self, len: Option<usize>) -> Result<Self> {
+        // Unknown length: ciborium writes an indefinite array.
+        write_head(self.0, 4, len.ok_or(Fallback)? as u64);
+        Ok(self)
+    }
+    fn serialize_tuple(self, len: usize) -> Result<Self> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_struct(self, _: &'static str, len: usize) -> Result<Self> {
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_tuple_variant(
+        self,
+        name: &'static str,
+        _: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Self> {
+        self.variant(name, variant)?;
+        self.serialize_seq(Some(len))
+    }
+    fn serialize_map(self, len: Option<usize>) -> Result<Self> {
+        write_head(self.0, 5, len.ok_or(Fallback)? as u64);
+        Ok(self)
+    }
+    fn serialize_struct(self, _: &'static str, len: usize) -> Result<Self> {
+        self.serialize_map(Some(len))
+    }
+    fn serialize_struct_variant(
+        self,
+        name: &'static str,
+        _: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Self> {
+        self.variant(name, variant)?;
+        self.serialize_map(Some(len))
+    }
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// One impl body for the six compound serializers, which all just write
+/// their items in order (lengths went into the head).
+macro_rules! compound {
+    ($($trait:ident :: $method:ident),* $(,)?) => {$(
+        impl ser::$trait for &mut Encoder<'_> {
+            type Ok = ();
+            type Error = Fallback;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+                value.serialize(&mut **self)
+            }
+            fn end(self) -> Result<()> {
+                Ok(())
+            }
+        }
+    )*};
+}
+
+compound!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+);
+
+impl ser::SerializeMap for &mut Encoder<'_> {
+    type Ok = ();
+    type Error = Fallback;
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<()> {
+        key.serialize(&mut **self)
+    }
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        value.serialize(&mut **self)
+    }
+    fn end(self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStruct for &mut Encoder<'_> {
+    type Ok = ();
+    type Error = Fallback;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<()> {
+        self.text(key);
+        v.serialize(&mut **self)
+    }
+    fn end(self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl ser::SerializeStructVariant for &mut Encoder<'_> {
+    type Ok = ();
+    type Error = Fallback;
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<()> {
+        ser::SerializeStruct::serialize_field(self, key, v)
+    }
+    fn end(self) -> Result<()> {
+        Ok(())
+    }
+}
+
+struct Decoder<'de> {
+    bytes: &'de [u8],
+    pos: usize,
+    /// Containers and enums still allowed, as ciborium counts them.
+    budget: usize,
+}
+
+/// One item head: major type and argument. Indefinite lengths, reserved
+/// values and the float/simple forms other than false/true/null come out
+/// as `Fallback`.
+#[derive(Clone, Copy)]
+struct Head {
+    major: u8,
+    arg: u64,
+}
+
+impl<'de> Decoder<'de> {
+    fn peek_byte(&self) -> Result<u8> {
+        self.bytes.get(self.pos).copied().ok_or(Fallback)
+    }
+
+    fn head(&mut self) -> Result<Head> {
+        let first = self.peek_byte()?;
+        let major = first >> 5;
+        let info = first & 0x1f;
+        let width = match info {
+            0..=23 => 0,
+            24 => 1,
+            25 => 2,
+            26 => 4,
+            27 => 8,
+            _ => return Err(Fallback),
+        };
+        // Major 7 with an argument byte or more is a float or an extended
+        // simple value.
+        if major == 7 && width > 0 {
+            return Err(Fallback);
+        }
+        let start = self.pos + 1;
+        let arg_bytes = self.bytes.get(start..start + width).ok_or(Fallback)?;
+        let arg = if width == 0 {
+            u64::from(info)
+        } else {
+            arg_bytes
+                .iter()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+        };
+        self.pos = start + width;
+        Ok(Head { major, arg })
+    }
+
+    fn expect(&mut self, major: u8) -> Result<u64> {
+        let head = self.head()?;
+        if head.major == major {
+            Ok(head.arg)
+        } else {
+            Err(Fallback)
+        }
+    }
+
+    fn take(&mut self, len: u64) -> Result<&'de [u8]> {
+        let len = usize::try_from(len).map_err(|_| Fallback)?;
+        let end = self.pos.checked_add(len).ok_or(Fallback)?;
+        let out = self.bytes.get(self.pos..end).ok_or(Fallback)?;
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn text(&mut self, len: u64) -> Result<&'de str> {
+        std::str::from_utf8(self.take(len)?).map_err(|_| Fallback)
+    }
+
+    /// Text no longer than ciborium's scratch (its limit for `str` and
+    /// identifiers).
+    fn short_text(&mut self) -> Result<&'de str> {
+        let len = self.expect(3)?;
+        if len > SCRATCH as u64 {
+            return Err(Fallback);
+        }
+        self.text(len)
+    }
+
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.budget = self.budget.checked_sub(1).ok_or(Fallback)?;
+        let out = f(self);
+        self.budget += 1;
+        out
+    }
+
+    fn i64(&mut self) -> Result<i64> {
+        let head = self.head()?;
+        let magnitude = i64::try_from(head.arg).map_err(|_| Fallback)?;
+        match head.major {
+            0 => Ok(magnitude),
+            1 => Ok(magnitude ^ !0),
+            _ => Err(Fallback),
+        }
+    }
+
+    fn seq<V: Visitor<'de>>(&mut self, len: u64, visitor: V) -> Result<V::Value> {
+        self.nested(|me| {
+            let mut items = Items { dec: me, left: len };
+            let value = visitor.visit_seq(&mut items)?;
+            if items.left == 0 {
+                Ok(value)
+            } else {
+                Err(Fallback)
+            }
+        })
+    }
+
+    fn map<V: Visitor<'de>>(&mut self, len: u64, visitor: V) -> Result<V::Value> {
+        self.nested(|me| {
+            let mut items = Items { dec: me, left: len };
+            let value = visitor.visit_map(&mut items)?;
+            if items.left == 0 {
+                Ok(value)
+            } else {
+                Err(Fallback)
+            }
+        })
+    }
+}
+
+impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
+    type Error = Fallback;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let head = self.head()?;
+        match head.major {
+            0 => visitor.visit_u64(head.arg),
+            1 => {
+                let magnitude = i64::try_from(head.arg).map_err(|_| Fallback)?;
+                visitor.visit_i64(magnitude ^ !0)
+            }
+            2 => visitor.visit_borrowed_bytes(self.take(head.arg)?),
+            3 => visitor.visit_borrowed_str(self.text(head.arg)?),
+            4 => self.seq(head.arg, visitor),
+            5 => self.map(head.arg, visitor),
+            7 => match head.arg {
+                20 => visitor.visit_bool(false),
+                21 => visitor.visit_bool(true),
+                22 => visitor.visit_none(),
+                _ => Err(Fallback),
+            },
+            _ => Err(Fallback),
+        }
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        match self.head()? {
+            Head { major: 7, arg: 20 } => visitor.visit_bool(false),
+            Head { major: 7, arg: 21 } => visitor.visit_bool(true),
+            _ => Err(Fallback),
+        }
+    }
+
+    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_i64(self.i64()?)
+    }
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_u64(visitor)
+    }
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_u64(visitor)
+    }
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_u64(visitor)
+    }
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_u64(self.expect(0)?)
+    }
+    fn deserialize_i128<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
+        Err(Fallback)
+    }
+    fn deserialize_u128<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
+        Err(Fallback)
+    }
+    fn deserialize_f32<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
+        Err(Fallback)
+    }
+    fn deserialize_f64<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
+        Err(Fallback)
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let text = self.short_text()?;
+        let mut chars = text.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => visitor.visit_char(c),
+            _ => Err(Fallback),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_borrowed_str(self.short_text()?)
+    }
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let len = self.expect(3)?;
+        visitor.visit_borrowed_str(self.text(len)?)
+    }
+    fn deserialize_bytes<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let len = self.expect(2)?;
+        if len > SCRATCH as u64 {
+            return Err(Fallback);
+        }
+        visitor.visit_borrowed_bytes(self.take(len)?)
+    }
+    fn deserialize_byte_buf<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let len = self.expect(2)?;
+        visitor.visit_borrowed_bytes(self.take(len)?)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        if self.peek_byte()? == NULL {
+            self.pos += 1;
+            visitor.visit_none()
+        } else {
+            visitor.visit_some(self)
+        }
+    }
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        match self.head()? {
+            Head { major: 7, arg: 22 } => visitor.visit_unit(),
+            _ => Err(Fallback),
+        }
+    }
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, v: V) -> Result<V::Value> {
+        self.deserialize_unit(v)
+    }
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let len = self.expect(4)?;
+        self.seq(len, visitor)
+    }
+    fn deserialize_tuple<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value> {
+        self.deserialize_seq(visitor)
+    }
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: usize,
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.deserialize_seq(visitor)
+    }
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        let len = self.expect(5)?;
+        self.map(len, visitor)
+    }
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.deserialize_map(visitor)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        if name == TAG_MARKER {
+            return Err(Fallback);
+        }
+        let first = self.peek_byte()?;
+        let wrapped = match first >> 5 {
+            3 => false,
+            _ if first == 0xa1 => {
+                self.pos += 1;
+                true
+            }
+            _ => return Err(Fallback),
+        };
+        self.nested(|me| visitor.visit_enum(Variant { dec: me, wrapped }))
+    }
+
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        visitor.visit_borrowed_str(self.short_text()?)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+        self.deserialize_any(visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        false
+    }
+}
+
+/// The items of a definite-length array or map.
+struct Items<'a, 'de> {
+    dec: &'a mut Decoder<'de>,
+    left: u64,
+}
+
+impl<'de> de::SeqAccess<'de> for &mut Items<'_, 'de> {
+    type Error = Fallback;
+    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.dec).map(Some)
+    }
+    fn size_hint(&self) -> Option<usize> {
+        usize::try_from(self.left).ok()
+    }
+}
+
+impl<'de> de::MapAccess<'de> for &mut Items<'_, 'de> {
+    type Error = Fallback;
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.dec).map(Some)
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value> {
+        seed.deserialize(&mut *self.dec)
+    }
+    fn size_hint(&self) -> Option<usize> {
+        usize::try_from(self.left).ok()
+    }
+}
+
+/// An externally tagged enum value: bare text for a unit variant, a
+/// one-entry map from the variant name to its body for the others.
+struct Variant<'a, 'de> {
+    dec: &'a mut Decoder<'de>,
+    wrapped: bool,
+}
+
+impl<'de> de::EnumAccess<'de> for Variant<'_, 'de> {
+    type Error = Fallback;
+    type Variant = Self;
+    fn variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<(T::Value, Self)> {
+        let value = seed.deserialize(&mut *self.dec)?;
+        Ok((value, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for Variant<'_, 'de> {
+    type Error = Fallback;
+    // ciborium reads `{"Unit": x}` as `Unit` and leaves `x` unread, and
+    // reads the item after a bare name as a non-unit variant's body; both
+    // are left to it.
+    fn unit_variant(self) -> Result<()> {
+        if self.wrapped {
+            Err(Fallback)
+        } else {
+            Ok(())
+        }
+    }
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value> {
+        if !self.wrapped {
+            return Err(Fallback);
+        }
+        seed.deserialize(self.dec)
+    }
+    fn tuple_variant<V: Visitor<'de>>(self, _: usize, visitor: V) -> Result<V::Value> {
+        if !self.wrapped {
+            return Err(Fallback);
+        }
+        de::Deserializer::deserialize_any(self.dec, visitor)
+    }
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value> {
+        self.tuple_variant(0, visitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::msg::{
+        ActorUid, Hello, LockMsg, LockRelease, LockRequest, LockStatus, Msg, Pld, RemoteError,
+        TaskUid,
+    };
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    enum Shapes {
+        Unit,
+        Newtype(i32),
+        Tuple(u8, String),
+        Struct { a: Option<u64>, b: Vec<bool> },
+    }
+
+    #[derive(Serialize, Deserialize, Debug, PartialEq)]
+    struct Mixed {
+        unit: (),
+        chars: (char, char),
+        ints: [i64; 6],
+        shapes: Vec<Shapes>,
+        map: BTreeMap<u16, String>,
+        bytes: Pld,
+        nothing: Option<String>,
+    }
+
+    fn ciborium_bytes<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::ser::into_writer(value, &mut out).unwrap();
+        out
+    }
+
+    /// ciborium as the codec calls it.
+    fn ciborium_decode<T: de::DeserializeOwned>(
+        bytes: &[u8],
+    ) -> std::result::Result<T, ciborium::de::Error<std::io::Error>> {
+        ciborium::de::from_reader_with_buffer(bytes, &mut [0; SCRATCH])
+    }
+
+    /// Encodes with this module, checks the bytes against ciborium's and
+    /// decodes them back with this module.
+    fn round_trip<T>(value: &T)
+    where
+        T: Serialize + de::DeserializeOwned + PartialEq + fmt::Debug,
+    {
+        let mut ours = Vec::new();
+        encode(value, &mut ours).expect("inside the fast subset");
+        assert_eq!(ours, ciborium_bytes(value), "bytes differ for {value:?}");
+        assert_eq!(&decode::<T>(&ours, RECURSION).expect("decodes"), value);
+    }
+
+    fn uid() -> ActorUid {
+        ActorUid::new("breakpoint_forever", "3f0c9a52-6f0e-4f7e-9d0b-4a6f6b7c8d9e")
+    }
+
+    #[test]
+    fn messages_encode_as_ciborium_does_and_decode_back() {
+        let lock = [
+            LockMsg::LockRequest(LockRequest {
+                subactor_uid: uid(),
+                task_uid: TaskUid::new("pause", 17),
+            }),
+            LockMsg::LockStatus(LockStatus {
+                subactor_uid: uid(),
+                cid: u64::MAX,
+                locked: true,
+            }),
+            LockMsg::LockRelease(LockRelease {
+                subactor_uid: uid(),
+                cid: 300,
+            }),
+        ];
+        for msg in &lock {
+            round_trip(msg);
+            let pld = Pld::from_raw(ciborium_bytes(msg));
+            round_trip(&Msg::Started { cid: 70_000, pld });
+        }
+        round_trip(&Msg::Hello(Hello {
+            uid: uid(),
+            token: "t".repeat(300),
+            version: 1,
+        }));
+        round_trip(&Msg::Start {
+            cid: 0,
+            handler: "lock_stdio_for_peer".into(),
+            pld: Pld::from_raw(vec![7; 70_000]),
+        });
+        round_trip(&Msg::Stop { cid: 1 << 40 });
+        let err = RemoteError::new("NameError", "doggypants", uid())
+            .with_backtrace("0: main")
+            .relayed_by(uid());
+        round_trip(&Msg::Error { cid: 5, error: err });
+    }
+
+    #[test]
+    fn every_serde_shape_matches_ciborium() {
+        round_trip(&Mixed {
+            unit: (),
+            chars: ('x', '\u{1F980}'),
+            ints: [0, 23, 24, -1, -25, i64::MIN],
+            shapes: vec![
+                Shapes::Unit,
+                Shapes::Newtype(-70_000),
+                Shapes::Tuple(255, "é".into()),
+                Shapes::Struct {
+                    a: Some(u64::MAX),
+                    b: vec![true, false],
+                },
+                Shapes::Struct { a: None, b: vec![] },
+            ],
+            map: [(1, "one".into()), (65_535, String::new())].into(),
+            bytes: Pld::from_raw(vec![1, 2, 3]),
+            nothing: None,
+        });
+    }
+
+    #[test]
+    fn forms_outside_the_subset_fall_back() {
+        let mut out = Vec::new();
+        assert!(encode(&1.5f64, &mut out).is_err());
+        assert!(encode(&u128::MAX, &mut out).is_err());
+        // An iterator of unknown length: ciborium writes it indefinite.
+        struct Unsized;
+        impl Serialize for Unsized {
+            fn serialize<S: ser::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_seq((0..3).filter(|_| true))
+            }
+        }
+        assert!(encode(&Unsized, &mut out).is_err());
+
+        // Valid CBOR that ciborium reads and this module leaves to it.
+        let cases: [(&[u8], &str); 5] = [
+            (&[0xfb, 0, 0, 0, 0, 0, 0, 0, 0], "float"),
+            (&[0xc1, 0x01], "tag"),
+            (&[0x9f, 0x01, 0xff], "indefinite array"),
+            (&[0xf7], "undefined"),
+            (&[0x3b, 0xff, 0, 0, 0, 0, 0, 0, 0], "below i64::MIN"),
+        ];
+        for (bytes, what) in cases {
+            assert!(
+                decode::<ciborium::Value>(bytes, RECURSION).is_err(),
+                "{what} should fall back"
+            );
+        }
+    }
+
+    #[test]
+    fn ciborium_quirks_are_left_to_ciborium() {
+        // A field name longer than ciborium's scratch: it refuses it, even
+        // where serde would ignore an unknown field.
+        let long_key = "k".repeat(SCRATCH + 1);
+        let mut fields = BTreeMap::new();
+        fields.insert(long_key.as_str(), 1u8);
+        fields.insert("cid", 2);
+        let bytes = ciborium_bytes(&fields);
+        #[derive(Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct OnlyCid {
+            cid: u8,
+        }
+        assert!(decode::<OnlyCid>(&bytes, RECURSION).is_err());
+        assert!(ciborium_decode::<OnlyCid>(&bytes).is_err());
+
+        // `{"Unit": 5}`: ciborium yields `Unit` and leaves the 5 unread.
+        let bytes = ciborium_bytes(&[("Unit", 5u8)].into_iter().collect::<BTreeMap<_, _>>());
+        assert!(decode::<Shapes>(&bytes, RECURSION).is_err());
+        assert_eq!(ciborium_decode::<Shapes>(&bytes).unwrap(), Shapes::Unit);
+        // A bare name for a variant that has a body.
+        assert!(decode::<Shapes>(&ciborium_bytes("Newtype"), RECURSION).is_err());
+    }
+
+    #[test]
+    fn the_recursion_budget_is_ciboriums() {
+        // 256 nested arrays spend the whole budget; the 257th level is one
+        // too many for ciborium, and so for this module.
+        let nested = |levels: usize| {
+            let mut bytes = vec![0x81; levels];
+            bytes.push(0x00);
+            bytes
+        };
+        for levels in [RECURSION - 1, RECURSION, RECURSION + 1] {
+            let bytes = nested(levels);
+            assert_eq!(
+                decode::<ciborium::Value>(&bytes, RECURSION).is_ok(),
+                ciborium_decode::<ciborium::Value>(&bytes).is_ok(),
+                "{levels} levels"
+            );
+        }
+        assert!(decode::<ciborium::Value>(&nested(RECURSION), RECURSION).is_ok());
+        assert!(decode::<ciborium::Value>(&nested(RECURSION + 1), RECURSION).is_err());
+        // The codec's own, lower limit holds too: it decodes first.
+        assert!(decode::<ciborium::Value>(&nested(4), 4).is_ok());
+        assert!(decode::<ciborium::Value>(&nested(5), 4).is_err());
+    }
+
+    #[test]
+    fn cut_values_and_trailing_bytes_fall_back() {
+        let mut bytes = ciborium_bytes(&Msg::Stop { cid: 9 });
+        bytes.push(0);
+        assert!(decode::<Msg>(&bytes, RECURSION).is_err());
+        bytes.truncate(bytes.len() - 2);
+        assert!(decode::<Msg>(&bytes, RECURSION).is_err());
+    }
+}
