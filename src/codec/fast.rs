@@ -140,7 +140,7 @@ impl Encoder<'_> {
     }
 }
 
-impl<'a> ser::Serializer for &'a mut Encoder<'_> {
+impl ser::Serializer for &mut Encoder<'_> {
     type Ok = ();
     type Error = Fallback;
     type SerializeSeq = Self;
