@@ -10,7 +10,7 @@ use smol::channel::{unbounded, Receiver, Sender};
 
 use crate::codec::{Codec, PldSpec};
 use crate::ipc::context::{Context, DialogError};
-use crate::ipc::transport::Stream;
+use crate::ipc::transport::{Stream, StreamReader};
 use crate::msg::{ActorUid, Cid, Msg, Pld};
 
 /// Which end of the connection this is: it decides the parity of the
@@ -248,7 +248,7 @@ impl Channel {
     async fn read_loop(self, stream: Stream, incoming: Sender<Incoming>) {
         // Buffered: one read syscall brings in the prefix, the body and
         // whatever frames follow, instead of one read per prefix and body.
-        let mut stream = smol::io::BufReader::with_capacity(64 * 1024, stream);
+        let mut stream = smol::io::BufReader::with_capacity(64 * 1024, StreamReader::new(stream));
         let mut buf = Vec::new();
         let reason = loop {
             let msg = match self.inner.codec.read_msg(&mut stream, &mut buf).await {

@@ -1,11 +1,11 @@
 //! The home executor: one per process, run by the thread that calls
-//! [`block_on`] (an actor's main thread), which also drives smol's
-//! reactor while it waits.
+//! [`block_on`] (an actor's main thread), which waits on the home poller
+//! (`poller.rs`) between polls.
 //!
 //! Why: on smol's global executor a socket event is seen by the thread
 //! that drives the reactor and then handed to the executor's own thread,
 //! a second thread wake-up on every hop of every dialog. An actor whose
-//! tasks all run on the thread that waits on the reactor is woken once
+//! tasks all run on the thread that waits for their sockets is woken once
 //! per message, like a blocking socket.
 //!
 //! [`spawn`](super::spawn) puts a task here when it is called on a thread
@@ -51,7 +51,12 @@ pub fn block_on<T>(fut: impl Future<Output = T>) -> T {
         }
     }
     let _driving = Driving(DRIVING.replace(true));
-    smol::block_on(HOME.run(fut))
+    match super::poller::drive(HOME.run(fut)) {
+        Ok(out) => out,
+        // Another thread drives the home poller (a second `block_on` at
+        // once, in tests): wait on smol's reactor instead.
+        Err(run) => smol::block_on(run),
+    }
 }
 
 /// Spawns `fut` on the home executor if this thread drives it, else on

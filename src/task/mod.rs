@@ -5,11 +5,13 @@
 
 mod home;
 pub mod local;
+mod poller;
 mod registry;
 mod span;
 mod tree;
 
 pub use home::block_on;
+pub(crate) use poller::HomeIo;
 pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
 pub use span::{Instrument, Instrumented};
 pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
