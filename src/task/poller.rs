@@ -24,7 +24,7 @@ use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use rustix::event::{epoll, eventfd, EventfdFlags};
@@ -159,14 +159,18 @@ impl Wake for Doorbell {
 }
 
 /// Runs `fut` to completion on this thread, waiting on the home poller
-/// between polls; `None` (with `fut` given back) when another thread
+/// between polls; `Err` (with `fut` given back) when another thread
 /// already drives the poller or it could not be made.
 pub(super) fn drive<F: Future>(fut: F) -> Result<F::Output, F> {
     let Some(poller) = poller() else {
         return Err(fut);
     };
-    let Ok(_driving) = poller.driver.try_lock() else {
-        return Err(fut);
+    let _driving = match poller.driver.try_lock() {
+        Ok(guard) => guard,
+        // A driver that panicked left nothing half-done: the lock guards
+        // no data.
+        Err(TryLockError::Poisoned(guard)) => guard.into_inner(),
+        Err(TryLockError::WouldBlock) => return Err(fut),
     };
     // Not in the poller: epoll events are not `Send`.
     let mut events = Vec::with_capacity(64);
@@ -267,6 +271,19 @@ mod tests {
 
     use super::*;
 
+    /// `drive`, waiting up to 10 s for other tests of this binary that
+    /// hold the driver.
+    fn drive_when_free<F: Future + Unpin>(mut fut: F) -> F::Output {
+        for _ in 0..2_000 {
+            match drive(fut) {
+                Ok(out) => return out,
+                Err(back) => fut = back,
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        panic!("the poller stayed taken for 10 s");
+    }
+
     /// Reads once from a non-blocking socket through the poller.
     fn read_via(io: &HomeIo<UnixStream>) -> impl Future<Output = Vec<u8>> + '_ {
         std::future::poll_fn(move |cx| loop {
@@ -307,17 +324,16 @@ mod tests {
             drop(writer.join().unwrap());
             (first, rung)
         };
-        // Other tests of this binary may hold the driver for a while.
-        let mut test = Box::pin(test);
-        let got = loop {
-            match drive(test) {
-                Ok(got) => break got,
-                Err(back) => {
-                    test = back;
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-            }
-        };
+        let got = drive_when_free(Box::pin(test));
         assert_eq!(got, (b"ping".to_vec(), 7));
+    }
+
+    #[test]
+    fn a_panicking_driver_does_not_retire_the_poller() {
+        let panicked =
+            std::thread::spawn(|| drive_when_free(Box::pin(async { panic!("on purpose") }))).join();
+        assert!(panicked.is_err());
+        let drove = drive_when_free(Box::pin(async { IS_DRIVER.get() }));
+        assert!(drove, "the next block_on drives the poller again");
     }
 }
