@@ -358,6 +358,7 @@ mod tests {
             id,
             name: "worker".into(),
             parent: None,
+            depth: 0,
             file: "src/app.rs".into(),
             line: 1,
             polling: false,
@@ -365,11 +366,11 @@ mod tests {
             polls: 1,
             busy_us: 0,
             long_idle: false,
-            spans: Vec::new(),
-            children: Vec::new(),
+            spans: 0..0,
         };
         TaskTree {
             tasks: (0..n).map(task).collect(),
+            spans: Vec::new(),
         }
     }
 

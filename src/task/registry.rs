@@ -119,11 +119,11 @@ impl Published {
     }
 }
 
-/// A copy of one task's state, taken by [`snapshot`], with its spans as
-/// `S`.
-pub(crate) struct NodeView<S> {
+/// One task's state as [`snapshot`] reads it, its published spans
+/// borrowed from the record (under its lock).
+pub(crate) struct NodeView<'a> {
     pub(crate) id: u64,
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) name: &'a Cow<'static, str>,
     pub(crate) parent: Option<u64>,
     pub(crate) site: &'static Location<'static>,
     pub(crate) polls: u64,
@@ -131,7 +131,8 @@ pub(crate) struct NodeView<S> {
     pub(crate) polling: bool,
     /// How long the task has been polling (or idle).
     pub(crate) for_: Duration,
-    pub(crate) spans: S,
+    /// Empty when the task has no open span.
+    pub(crate) spans: &'a [SpanRec],
 }
 
 /// Shards of the registry. A task registers in the shard of its id, so
@@ -320,10 +321,10 @@ fn deregister(slot: &Slot) {
     }
 }
 
-/// Copies every live task's state, sorted by id; `spans` converts a
-/// task's open spans while their lock is held. Shards are locked one at a
-/// time and only long enough to clone their records.
-pub(crate) fn snapshot<S: Default>(mut spans: impl FnMut(&[SpanRec]) -> S) -> Vec<NodeView<S>> {
+/// Turns every live task's state into a `T` with `make`, in no
+/// particular order. Shards are locked one at a time; `make` runs under
+/// its task's shard lock (and span lock), so it should only copy.
+pub(crate) fn snapshot<T>(mut make: impl FnMut(NodeView<'_>) -> T) -> Vec<T> {
     let now = now_ns();
     let live: usize = REGISTRY
         .iter()
@@ -332,37 +333,34 @@ pub(crate) fn snapshot<S: Default>(mut spans: impl FnMut(&[SpanRec]) -> S) -> Ve
             s.slots.len() - s.free.len()
         })
         .sum();
-    // Sized up front: growing a vector of 10k views copies it ~14 times.
-    let mut views = Vec::with_capacity(live + live / 8);
+    // Sized up front: growing a vector of 10k entries copies it ~14 times.
+    let mut out = Vec::with_capacity(live + live / 8);
     for shard in &REGISTRY {
         // Reading the records under the shard's lock spares a reference
         // count round trip per task; a shard holds 1/64th of the tasks.
         let shard = lock(&shard.0);
-        views.extend(shard.slots.iter().flatten().map(|n| NodeView {
-            id: n.id,
-            name: n.name.clone(),
-            parent: n.parent,
-            site: n.site,
-            polls: n.polls.load(Relaxed),
-            busy: Duration::from_nanos(n.busy_ns.load(Relaxed)),
-            polling: n.polling.load(Relaxed),
-            for_: Duration::from_nanos(now.saturating_sub(n.since_ns.load(Relaxed))),
-            spans: if n.has_spans.load(Relaxed) {
-                spans(lock(&n.spans).get())
+        for n in shard.slots.iter().flatten() {
+            let published;
+            let spans = if n.has_spans.load(Relaxed) {
+                published = lock(&n.spans);
+                published.get()
             } else {
-                S::default()
-            },
-        }));
+                &[]
+            };
+            out.push(make(NodeView {
+                id: n.id,
+                name: &n.name,
+                parent: n.parent,
+                site: n.site,
+                polls: n.polls.load(Relaxed),
+                busy: Duration::from_nanos(n.busy_ns.load(Relaxed)),
+                polling: n.polling.load(Relaxed),
+                for_: Duration::from_nanos(now.saturating_sub(n.since_ns.load(Relaxed))),
+                spans,
+            }));
+        }
     }
-    // Sorted through a permutation: moving whole views around in a sort
-    // cost a tenth of a 10k-task capture.
-    let mut order: Vec<(u64, usize)> = views.iter().map(|v| v.id).zip(0..).collect();
-    order.sort_unstable();
-    let mut views: Vec<Option<NodeView<S>>> = views.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(|(_, i)| views[i].take())
-        .collect()
+    out
 }
 
 /// Wraps `fut` so it is registered as a task named `name`, a child of the
@@ -640,10 +638,31 @@ fn remove(span: u32) {
 mod tests {
     use super::*;
 
-    fn find(id: u64) -> Option<NodeView<Vec<SpanRec>>> {
-        snapshot(<[SpanRec]>::to_vec)
-            .into_iter()
-            .find(|n| n.id == id)
+    /// What the tests look at of one task.
+    struct Seen {
+        id: u64,
+        name: Cow<'static, str>,
+        parent: Option<u64>,
+        polls: u64,
+        polling: bool,
+        site: &'static Location<'static>,
+        spans: Vec<SpanRec>,
+    }
+
+    fn seen_all() -> Vec<Seen> {
+        snapshot(|v| Seen {
+            id: v.id,
+            name: v.name.clone(),
+            parent: v.parent,
+            polls: v.polls,
+            polling: v.polling,
+            site: v.site,
+            spans: v.spans.to_vec(),
+        })
+    }
+
+    fn find(id: u64) -> Option<Seen> {
+        seen_all().into_iter().find(|n| n.id == id)
     }
 
     #[test]
@@ -717,7 +736,7 @@ mod tests {
             }
         });
         let id = loop {
-            let found = snapshot(<[SpanRec]>::to_vec)
+            let found = seen_all()
                 .into_iter()
                 .find(|v| v.name == "looping-span-test");
             if let Some(v) = found {

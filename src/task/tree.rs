@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Range;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -31,14 +32,36 @@ use super::registry::{snapshot, NodeView, SpanRec};
 /// too: it blocks its thread.
 pub const LONG_IDLE: Duration = Duration::from_secs(1);
 
-/// Every tracked task of this process, as a forest.
+/// Every tracked task of this process, as a forest laid out flat: each
+/// task is followed by the tasks it spawned (and theirs), its `depth`
+/// saying how deep it sits, and every task's open spans live in one
+/// shared list. A 10k-task capture thus makes three allocations, not
+/// tens of thousands.
+///
+/// ```
+/// use smol_devx::task::{self, Instrument, TaskTree};
+///
+/// smol::block_on(task::track("parent", async {
+///     let child = task::spawn("child", smol::future::pending::<()>().instrument("nap"));
+///     smol::Timer::after(std::time::Duration::from_millis(10)).await;
+///     let tree = TaskTree::capture();
+///     let at = tree.tasks.iter().position(|t| t.name == "parent").unwrap();
+///     let kid = tree.children(at).find(|t| t.name == "child").unwrap();
+///     assert_eq!(kid.depth, tree.tasks[at].depth + 1);
+///     assert_eq!(tree.spans_of(kid)[0].what, "nap");
+///     drop(child);
+/// }));
+/// ```
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct TaskTree {
-    /// Tasks whose spawner is not tracked (or has finished).
+    /// Every task, depth first, children in spawn order.
     pub tasks: Vec<TaskEntry>,
+    /// The open spans of all tasks; [`TaskEntry::spans`] says which.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spans: Vec<SpanEntry>,
 }
 
-/// One task, with its spans and the tasks it spawned.
+/// One task: what it is, how it runs, where it sits in the tree.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct TaskEntry {
     /// Unique within the process, in spawn order.
@@ -47,6 +70,9 @@ pub struct TaskEntry {
     pub name: Cow<'static, str>,
     /// The spawning task; set on a top-level entry whose parent ended.
     pub parent: Option<u64>,
+    /// 0 for a task at the top (spawned by no tracked task, or by one
+    /// that has ended); one more than its parent's otherwise.
+    pub depth: u32,
     /// Source file of the spawn.
     pub file: Cow<'static, str>,
     /// Line of the spawn.
@@ -63,13 +89,15 @@ pub struct TaskEntry {
     pub busy_us: u64,
     /// Idle for [`LONG_IDLE`] or more.
     pub long_idle: bool,
-    /// Open await spans, depth first, as of the end of the task's last
-    /// poll.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub spans: Vec<SpanEntry>,
-    /// Tasks this one spawned that are still alive.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub children: Vec<TaskEntry>,
+    /// Where its open spans (as of the end of its last poll) are in
+    /// [`TaskTree::spans`], depth first; read them with
+    /// [`TaskTree::spans_of`].
+    #[serde(default, skip_serializing_if = "no_spans")]
+    pub spans: Range<u32>,
+}
+
+fn no_spans(spans: &Range<u32>) -> bool {
+    spans.is_empty()
 }
 
 /// One open await span. A task's spans form a tree (a future awaiting
@@ -89,49 +117,50 @@ pub struct SpanEntry {
 impl TaskTree {
     /// Captures the tracked tasks of this process now.
     pub fn capture() -> TaskTree {
-        Self::from_views(snapshot(span_list))
+        let mut spans = Vec::new();
+        let mut tasks = snapshot(|view| {
+            let start = spans.len() as u32;
+            push_spans(view.spans, &mut spans);
+            entry(view, start..spans.len() as u32)
+        });
+        arrange(&mut tasks);
+        // Spans in task order too: rendering then reads both lists front
+        // to back (in registry order it missed the cache once per task,
+        // half of a 10k-task text render).
+        let mut ordered = Vec::with_capacity(spans.len());
+        for task in &mut tasks {
+            let run = task.spans.start as usize..task.spans.end as usize;
+            let start = ordered.len() as u32;
+            ordered.extend_from_slice(spans.get(run).unwrap_or_default());
+            task.spans = start..ordered.len() as u32;
+        }
+        TaskTree {
+            tasks,
+            spans: ordered,
+        }
     }
 
-    /// `views` sorted by id. A child is always younger than its parent
-    /// (it was registered during its parent's poll): walking from the
-    /// youngest, every task's children are complete when it is reached.
-    fn from_views(views: Vec<NodeView<Vec<SpanEntry>>>) -> TaskTree {
-        let ids: Vec<u64> = views.iter().map(|v| v.id).collect();
-        let mut children: Vec<Vec<TaskEntry>> = Vec::new();
-        children.resize_with(views.len(), Vec::new);
-        let mut tasks = Vec::new();
-        for (i, view) in views.into_iter().enumerate().rev() {
-            let mut kids = std::mem::take(&mut children[i]);
-            kids.reverse();
-            let entry = TaskEntry {
-                id: view.id,
-                name: view.name,
-                parent: view.parent,
-                file: Cow::Borrowed(view.site.file()),
-                line: view.site.line(),
-                polling: view.polling,
-                for_us: micros(view.for_),
-                polls: view.polls,
-                busy_us: micros(view.busy),
-                long_idle: !view.polling && view.for_ >= LONG_IDLE,
-                spans: view.spans,
-                children: kids,
-            };
-            match view.parent.and_then(|p| ids.binary_search(&p).ok()) {
-                Some(parent) => children[parent].push(entry),
-                None => tasks.push(entry),
-            }
-        }
-        tasks.reverse();
-        TaskTree { tasks }
+    /// The open spans of `task`, an entry of this tree, depth first.
+    pub fn spans_of(&self, task: &TaskEntry) -> &[SpanEntry] {
+        let range = task.spans.start as usize..task.spans.end as usize;
+        self.spans.get(range).unwrap_or_default()
+    }
+
+    /// The tasks that `self.tasks[at]` spawned and that are still alive,
+    /// in spawn order.
+    pub fn children(&self, at: usize) -> impl Iterator<Item = &TaskEntry> + '_ {
+        let depth = self.tasks.get(at).map_or(u32::MAX, |t| t.depth);
+        self.tasks
+            .get(at + 1..)
+            .unwrap_or_default()
+            .iter()
+            .take_while(move |t| t.depth > depth)
+            .filter(move |t| t.depth == depth + 1)
     }
 
     /// The number of tasks in the tree.
     pub fn len(&self) -> usize {
-        fn count(t: &TaskEntry) -> usize {
-            1 + t.children.iter().map(count).sum::<usize>()
-        }
-        self.tasks.iter().map(count).sum()
+        self.tasks.len()
     }
 
     /// Whether no task is tracked.
@@ -142,26 +171,117 @@ impl TaskTree {
     /// The tree as text, one line per task and per open span, indented
     /// by nesting (what [`Display`](fmt::Display) prints).
     pub fn to_text(&self) -> String {
-        let lines = self.len() + self.span_count();
-        let mut out = Text(String::with_capacity(96 * lines));
+        let lines = self.tasks.len() + self.spans.len();
+        let mut out = Text(Vec::with_capacity(96 * lines));
         for task in &self.tasks {
-            out.task(task, 0);
+            out.task(task, self.spans_of(task));
         }
-        out.0
-    }
-
-    fn span_count(&self) -> usize {
-        fn count(t: &TaskEntry) -> usize {
-            t.spans.len() + t.children.iter().map(count).sum::<usize>()
-        }
-        self.tasks.iter().map(count).sum()
+        out.into_string()
     }
 
     /// The tree as JSON, with the same content as the text form.
     pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(128 * self.len() + 64 * self.span_count());
+        let mut out = Vec::with_capacity(128 * self.tasks.len() + 64 * self.spans.len());
         serde_json::to_writer(&mut out, self).expect("a task tree is plain data");
         String::from_utf8(out).expect("serde_json writes UTF-8")
+    }
+}
+
+/// A task's entry, at depth 0 until [`arrange`] places it.
+fn entry(view: NodeView<'_>, spans: Range<u32>) -> TaskEntry {
+    TaskEntry {
+        id: view.id,
+        name: view.name.clone(),
+        parent: view.parent,
+        depth: 0,
+        file: Cow::Borrowed(view.site.file()),
+        line: view.site.line(),
+        polling: view.polling,
+        for_us: micros(view.for_),
+        polls: view.polls,
+        busy_us: micros(view.busy),
+        long_idle: !view.polling && view.for_ >= LONG_IDLE,
+        spans,
+    }
+}
+
+/// Orders `tasks` (given in any order) depth first, each task's children
+/// after it in id (spawn) order, and sets their depths. Works on indices
+/// and moves each entry about once: for 10k tasks, building nested
+/// vectors instead cost more than reading the registry.
+///
+/// A child is always younger than its parent (it was registered during
+/// its parent's poll), so parent links form no cycle; were one to, its
+/// tasks would still be listed, at the top.
+fn arrange(tasks: &mut [TaskEntry]) {
+    let n = tasks.len();
+    let mut by_id: Vec<(u64, usize)> = tasks.iter().map(|t| t.id).zip(0..).collect();
+    by_id.sort_unstable();
+    let index_of = |id: u64| {
+        by_id
+            .binary_search_by_key(&id, |&(id, _)| id)
+            .ok()
+            .map(|k| by_id[k].1)
+    };
+    let parent_of: Vec<Option<usize>> = tasks.iter().map(|t| t.parent.and_then(index_of)).collect();
+    // Children as index ranges of one array, in id order.
+    let mut first = vec![0usize; n + 1];
+    for &p in parent_of.iter().flatten() {
+        first[p + 1] += 1;
+    }
+    for i in 0..n {
+        first[i + 1] += first[i];
+    }
+    let mut next = first.clone();
+    let mut kids = vec![0usize; n];
+    for &(_, i) in &by_id {
+        if let Some(p) = parent_of[i] {
+            kids[next[p]] = i;
+            next[p] += 1;
+        }
+    }
+    // `order[k]`: the index of the task that goes to position `k`.
+    let mut order = Vec::with_capacity(n);
+    let mut placed = vec![false; n];
+    let roots = by_id
+        .iter()
+        .map(|&(_, i)| i)
+        .filter(|&i| parent_of[i].is_none());
+    let mut todo: Vec<(usize, u32)> = roots.map(|i| (i, 0)).collect();
+    todo.reverse();
+    let mut leftovers = by_id.iter().map(|&(_, i)| i);
+    loop {
+        while let Some((i, depth)) = todo.pop() {
+            if std::mem::replace(&mut placed[i], true) {
+                continue;
+            }
+            tasks[i].depth = depth;
+            order.push(i);
+            todo.extend(
+                kids[first[i]..first[i + 1]]
+                    .iter()
+                    .rev()
+                    .map(|&k| (k, depth + 1)),
+            );
+        }
+        match leftovers.find(|&i| !placed[i]) {
+            Some(i) => todo.push((i, 0)),
+            None => break,
+        }
+    }
+    // Apply the permutation in place, one cycle at a time.
+    let mut done = vec![false; n];
+    for start in 0..n {
+        let mut at = start;
+        while !done[at] {
+            done[at] = true;
+            let from = order[at];
+            if from == start {
+                break;
+            }
+            tasks.swap(at, from);
+            at = from;
+        }
     }
 }
 
@@ -169,25 +289,22 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Spans come in opening order, so a span's parent precedes it; stacks
-/// are short, so children are found by a scan.
-fn span_list(spans: &[SpanRec]) -> Vec<SpanEntry> {
+/// Appends `spans` to `out` depth first. Spans come in opening order, so
+/// a span's parent precedes it; stacks are short, so children are found
+/// by a scan.
+fn push_spans(spans: &[SpanRec], out: &mut Vec<SpanEntry>) {
     let chain = spans.first().is_some_and(|s| s.parent == 0)
         && spans.windows(2).all(|w| w[1].parent == w[0].id);
     if chain {
         // The common shape (nested awaits, no joins): already depth first.
         let last = spans.len() - 1;
-        return spans
-            .iter()
-            .enumerate()
-            .map(|(i, s)| SpanEntry {
-                what: Cow::Borrowed(s.what),
-                depth: i as u32,
-                leaf: i == last,
-            })
-            .collect();
+        out.extend(spans.iter().enumerate().map(|(i, s)| SpanEntry {
+            what: Cow::Borrowed(s.what),
+            depth: i as u32,
+            leaf: i == last,
+        }));
+        return;
     }
-    let mut out = Vec::with_capacity(spans.len());
     let is_root = |s: &SpanRec| s.parent == 0 || !spans.iter().any(|p| p.id == s.parent);
     // Depth-first, with an explicit stack (spans, depth) in reverse so the
     // first-opened child comes out first.
@@ -212,33 +329,50 @@ fn span_list(spans: &[SpanRec]) -> Vec<SpanEntry> {
             leaf: todo.len() == before,
         });
     }
-    out
 }
 
-/// The text form is built with plain pushes into one buffer: `core::fmt`
-/// makes a dozen small writes per line and formats integers through a
-/// generic padding path, which made rendering 10k tasks three times
-/// slower.
-struct Text(String);
+/// The text form is built with plain pushes into one byte buffer:
+/// `core::fmt` makes a dozen small writes per line and formats integers
+/// through a generic padding path, which made rendering 10k tasks three
+/// times slower; bytes spare a UTF-8 step per digit.
+struct Text(Vec<u8>);
 
 impl Text {
     fn push(&mut self, s: &str) {
-        self.0.push_str(s);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    /// Only whole `&str`s and ASCII digits went in: always valid, checked
+    /// once (an ASCII fast path) rather than trusted.
+    fn into_string(self) -> String {
+        String::from_utf8(self.0)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     fn num(&mut self, mut n: u64) {
+        // Two digits per division: a dump prints ~5 numbers per task.
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
         let mut buf = [0u8; 20];
         let mut i = buf.len();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
         }
-        // Only ASCII digits were written.
-        self.push(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+        if n >= 10 {
+            let pair = n as usize * 2;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            i -= 1;
+            buf[i] = b'0' + n as u8;
+        }
+        self.0.extend_from_slice(&buf[i..]);
     }
 
     /// `n` with `digits` decimals, zero-padded (`4`, 2 -> `04`).
@@ -274,12 +408,17 @@ impl Text {
     }
 
     fn pad(&mut self, depth: usize) {
-        for _ in 0..depth {
-            self.push("  ");
+        const SPACES: &str = "                                ";
+        let mut left = 2 * depth;
+        while left > 0 {
+            let step = left.min(SPACES.len());
+            self.push(&SPACES[..step]);
+            left -= step;
         }
     }
 
-    fn task(&mut self, t: &TaskEntry, depth: usize) {
+    fn task(&mut self, t: &TaskEntry, spans: &[SpanEntry]) {
+        let depth = t.depth as usize;
         self.pad(depth);
         self.push("task #");
         self.num(t.id);
@@ -312,11 +451,8 @@ impl Text {
             self.push(" [LONG IDLE]");
         }
         self.push("\n");
-        for span in &t.spans {
+        for span in spans {
             self.span(t, span, depth + 1);
-        }
-        for child in &t.children {
-            self.task(child, depth + 1);
         }
     }
 
@@ -361,19 +497,14 @@ mod tests {
     use super::*;
     use crate::task::{spawn, track, Instrument};
 
-    fn find<'a>(tasks: &'a [TaskEntry], name: &str) -> Option<&'a TaskEntry> {
-        tasks.iter().find_map(|t| {
-            if t.name == name {
-                Some(t)
-            } else {
-                find(&t.children, name)
-            }
-        })
+    fn find<'a>(tree: &'a TaskTree, name: &str) -> Option<&'a TaskEntry> {
+        tree.tasks.iter().find(|t| t.name == name)
     }
 
     fn spans_of(name: &str) -> Vec<SpanEntry> {
-        find(&TaskTree::capture().tasks, name)
-            .map(|t| t.spans.clone())
+        let tree = TaskTree::capture();
+        find(&tree, name)
+            .map(|t| tree.spans_of(t).to_vec())
             .unwrap_or_default()
     }
 
@@ -387,6 +518,11 @@ mod tests {
 
     #[test]
     fn spans_list_depth_first_whatever_the_opening_order() {
+        let span_list = |spans: &[SpanRec]| {
+            let mut out = Vec::new();
+            push_spans(spans, &mut out);
+            out
+        };
         let rec = |id, parent, what| SpanRec { id, parent, what };
         // `join` awaits `left` and `right`; `left` opened `deep` after
         // `right` was opened.
@@ -409,12 +545,73 @@ mod tests {
         );
     }
 
+    fn bare(id: u64, parent: Option<u64>) -> TaskEntry {
+        TaskEntry {
+            id,
+            name: format!("t{id}").into(),
+            parent,
+            depth: 0,
+            file: "x.rs".into(),
+            line: 1,
+            polling: false,
+            for_us: 0,
+            polls: 0,
+            busy_us: 0,
+            long_idle: false,
+            spans: 0..0,
+        }
+    }
+
+    #[test]
+    fn arrange_lists_depth_first_in_spawn_order() {
+        // Registry order is arbitrary: shuffled here. 9's parent (8) ended.
+        let mut tasks = vec![
+            bare(5, Some(2)),
+            bare(9, Some(8)),
+            bare(1, None),
+            bare(4, Some(1)),
+            bare(2, Some(1)),
+            bare(7, Some(5)),
+            bare(3, None),
+        ];
+        arrange(&mut tasks);
+        let got: Vec<(u64, u32)> = tasks.iter().map(|t| (t.id, t.depth)).collect();
+        assert_eq!(
+            got,
+            [(1, 0), (2, 1), (5, 2), (7, 3), (4, 1), (3, 0), (9, 0)]
+        );
+        let tree = TaskTree {
+            tasks,
+            spans: Vec::new(),
+        };
+        let kids: Vec<u64> = tree.children(0).map(|t| t.id).collect();
+        assert_eq!(kids, [2, 4]);
+        assert!(tree.to_text().contains(
+            "task #9 t9 - idle 0us, 0 polls, busy 0us, spawned at x.rs:1 (parent #8 ended)\n"
+        ));
+        // Parent links in a cycle cannot come from the registry; were they
+        // to, no task is lost.
+        let mut cycle = vec![bare(2, Some(1)), bare(1, Some(2))];
+        arrange(&mut cycle);
+        let got: Vec<(u64, u32)> = cycle.iter().map(|t| (t.id, t.depth)).collect();
+        assert_eq!(got, [(1, 0), (2, 1)]);
+    }
+
+    #[test]
+    fn numbers_print_in_decimal() {
+        for n in [0, 7, 10, 99, 100, 101, 12_345, 1_000_000, u64::MAX] {
+            let mut t = Text(Vec::new());
+            t.num(n);
+            assert_eq!(t.into_string(), n.to_string());
+        }
+    }
+
     #[test]
     fn durations_read_like_a_person_writes_them() {
         let h = |us| {
-            let mut t = Text(String::new());
+            let mut t = Text(Vec::new());
             t.human(us);
-            t.0
+            t.into_string()
         };
         assert_eq!(
             [
@@ -452,7 +649,7 @@ mod tests {
                     let _ = inner.await;
                 }
             });
-            while find(&TaskTree::capture().tasks, "inner-span-test").is_none()
+            while find(&TaskTree::capture(), "inner-span-test").is_none()
                 || spans_of("outer-span-test").is_empty()
             {
                 smol::Timer::after(Duration::from_millis(1)).await;
@@ -463,21 +660,30 @@ mod tests {
             outer.await;
             tree
         }));
-        let outer = find(&tree.tasks, "outer-span-test").expect("outer");
-        let inner = find(&outer.children, "inner-span-test").expect("inner under outer");
+        let at = tree
+            .tasks
+            .iter()
+            .position(|t| t.name == "outer-span-test")
+            .expect("outer");
+        let outer = &tree.tasks[at];
+        let inner = tree
+            .children(at)
+            .find(|t| t.name == "inner-span-test")
+            .expect("inner under outer");
         assert_eq!(inner.parent, Some(outer.id));
+        assert_eq!(inner.depth, outer.depth + 1);
         // `right` finished at its first poll (raced with `ready`); `left`
         // waits, under `join`.
         assert_eq!(
-            outer.spans,
-            vec![span("join", 0, false), span("left", 1, true)]
+            tree.spans_of(outer),
+            [span("join", 0, false), span("left", 1, true)]
         );
-        assert_eq!(inner.spans, vec![span("inner wait", 0, true)]);
+        assert_eq!(tree.spans_of(inner), [span("inner wait", 0, true)]);
         let text = tree.to_string();
         assert!(text.contains("await \"left\" <- waiting"), "{text}");
         let back: TaskTree = serde_json::from_str(&tree.to_json()).unwrap();
         assert_eq!(back, tree);
-        assert!(find(&TaskTree::capture().tasks, "outer-span-test").is_none());
+        assert!(find(&TaskTree::capture(), "outer-span-test").is_none());
     }
 
     #[test]
@@ -528,7 +734,7 @@ mod tests {
             vec![span("b", 0, false), span("a", 1, true)]
         );
         drop(task);
-        assert!(find(&TaskTree::capture().tasks, "doomed-span-test").is_none());
+        assert!(find(&TaskTree::capture(), "doomed-span-test").is_none());
     }
 
     #[test]
@@ -559,7 +765,7 @@ mod tests {
         assert!(future::block_on(future::poll_once(&mut task)).is_none());
         std::thread::sleep(LONG_IDLE + Duration::from_millis(20));
         let tree = TaskTree::capture();
-        let t = find(&tree.tasks, "sleepy-span-test").unwrap();
+        let t = find(&tree, "sleepy-span-test").unwrap();
         assert!(t.long_idle);
         let text = tree.to_string();
         assert!(text.contains("await \"nap\" <- waiting"), "{text}");
