@@ -276,12 +276,19 @@ impl Node {
         }
     }
 
-    /// Makes a spare record new, keeping its allocations.
+    /// Makes a spare record new, keeping its allocations. Field by field:
+    /// the published spans stay as they are (`has_spans` hides them), so
+    /// a spawn writes a few words, not the whole record.
     fn reset(&mut self, b: Birth) {
-        let mut spans = std::mem::take(self.spans.get_mut().unwrap_or_else(|e| e.into_inner()));
-        spans.set(&[]);
-        *self = Node::new(b);
-        *self.spans.get_mut().unwrap_or_else(|e| e.into_inner()) = spans;
+        self.id = b.id;
+        self.name = b.name;
+        self.parent = b.parent;
+        self.site = b.site;
+        *self.polls.get_mut() = 0;
+        *self.busy_ns.get_mut() = 0;
+        *self.since_ns.get_mut() = b.now;
+        *self.polling.get_mut() = false;
+        *self.has_spans.get_mut() = false;
     }
 }
 
