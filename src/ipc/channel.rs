@@ -10,6 +10,7 @@ use smol::channel::{unbounded, Receiver, Sender};
 
 use crate::codec::{Codec, PldSpec};
 use crate::ipc::context::{Context, DialogError};
+use crate::ipc::mailbox::{mailbox, Mailbox, Poster};
 use crate::ipc::transport::{Stream, StreamReader};
 use crate::msg::{ActorUid, Cid, Msg, Pld};
 
@@ -31,7 +32,7 @@ pub struct Incoming {
     pub args: Pld,
     /// The dialog, for `started`, streaming and the result.
     pub cid: Cid,
-    pub(crate) rx: Receiver<Msg>,
+    pub(crate) rx: Mailbox,
     cancel: Option<CancelWatch>,
 }
 
@@ -84,7 +85,7 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    dialogs: HashMap<Cid, Sender<Msg>>,
+    dialogs: HashMap<Cid, Poster>,
     cancels: HashMap<Cid, Sender<()>>,
     closed: Option<Arc<str>>,
 }
@@ -211,12 +212,12 @@ impl Channel {
         )
     }
 
-    fn register(&self, cid: Cid) -> Result<Receiver<Msg>, DialogError> {
+    fn register(&self, cid: Cid) -> Result<Mailbox, DialogError> {
         let mut state = self.state();
         if let Some(reason) = &state.closed {
             return Err(DialogError::Closed(reason.clone()));
         }
-        let (tx, rx) = unbounded();
+        let (tx, rx) = mailbox();
         state.dialogs.insert(cid, tx);
         Ok(rx)
     }
@@ -280,7 +281,7 @@ impl Channel {
                     if state.dialogs.contains_key(&cid) {
                         return Err(format!("dialog {cid} opened twice"));
                     }
-                    let (tx, rx) = unbounded();
+                    let (tx, rx) = mailbox();
                     let (cancel_tx, cancel) = smol::channel::bounded(1);
                     state.dialogs.insert(cid, tx);
                     state.cancels.insert(cid, cancel_tx);
@@ -318,9 +319,7 @@ impl Channel {
                     state.dialogs.get(&cid).cloned()
                 };
                 match tx {
-                    Some(tx) => {
-                        let _ = tx.try_send(msg);
-                    }
+                    Some(tx) => tx.post(msg),
                     // A message racing the end of its dialog (a cancel
                     // crossing a result): nothing is waiting for it.
                     None => log::debug!(

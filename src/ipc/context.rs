@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use smol::channel::Receiver;
 
 use crate::codec::{encode_pld, with_pld_spec, CodecError, PldSpec};
 use crate::ipc::channel::Channel;
+use crate::ipc::mailbox::Mailbox;
 use crate::msg::{ActorUid, Cid, Msg, Pld, RemoteError};
 
 /// Why a dialog did not give what was asked of it.
@@ -64,7 +64,7 @@ impl std::error::Error for DialogError {
 pub struct Context {
     chan: Channel,
     cid: Cid,
-    rx: Receiver<Msg>,
+    rx: Mailbox,
     spec: &'static PldSpec,
     handler: String,
     /// A final message seen while streaming, kept for `result`.
@@ -93,7 +93,7 @@ impl Context {
     pub(crate) fn new(
         chan: Channel,
         cid: Cid,
-        rx: Receiver<Msg>,
+        rx: Mailbox,
         spec: &'static PldSpec,
         handler: String,
     ) -> Self {
@@ -170,7 +170,7 @@ impl Context {
         if let Some(msg) = self.last.take() {
             return Ok(msg);
         }
-        self.rx.recv().await.map_err(|_| {
+        self.rx.recv().await.ok_or_else(|| {
             DialogError::Closed(
                 self.chan
                     .close_reason()

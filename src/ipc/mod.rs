@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod channel;
 pub mod context;
+mod mailbox;
 pub mod transport;
 
 pub use channel::{CancelWatch, Channel, Incoming, Side};
