@@ -569,6 +569,7 @@ impl Runtime {
             _ => new_token()?,
         };
         let uid = ActorUid::new(self.name.clone(), new_uuid()?);
+        crate::ipc::transport::remove_stale_dirs();
         let listener = Listener::bind(self.transport)?;
         let boot = Boot {
             uid,

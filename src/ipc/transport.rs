@@ -5,8 +5,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::str::FromStr;
 use std::task::{Context, Poll};
@@ -141,30 +141,85 @@ fn socket_base() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
-fn dir_prefix(pid: u32) -> String {
-    format!("smol-devx-{pid}-")
+const DIR_PREFIX: &str = "smol-devx-";
+
+/// The pid in a socket directory name of the exact form this module makes
+/// (`smol-devx-<pid>-<8 hex digits>`); `None` for any other name.
+fn dir_pid(name: &str) -> Option<u32> {
+    let (pid, suffix) = name.strip_prefix(DIR_PREFIX)?.split_once('-')?;
+    let hex = suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit());
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    if hex && digits {
+        pid.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// Removes the socket directories under `base` for which `stale(pid,
+/// dir)` holds. Only names of the exact form this module makes are
+/// touched, and only directories of this user.
+fn remove_dirs_where(base: &Path, stale: impl Fn(u32, &Path) -> bool) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let me = rustix::process::getuid().as_raw();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(dir_pid) else {
+            continue;
+        };
+        let path = entry.path();
+        let mine = entry.metadata().is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if !mine || !stale(pid, &path) {
+            continue;
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => log::debug!("removed {} of dead pid {pid}", path.display()),
+            // Its reaper and a starting root's sweep may race to it.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot remove {}: {e}", path.display()),
+        }
+    }
 }
 
 /// Removes the socket directories that process `pid`, now dead and
 /// reaped, left behind: a process killed by a signal runs no cleanup.
-/// Only names of the exact form this module makes are touched.
 pub(crate) fn remove_dirs_of(pid: u32) {
-    let prefix = dir_prefix(pid);
-    let Ok(entries) = std::fs::read_dir(socket_base()) else {
-        return;
+    remove_dirs_where(&socket_base(), |p, _| p == pid);
+}
+
+/// Removes socket directories that processes which died without cleanup
+/// left, and that no parent reaped: a SIGKILLed root's whole tree. The
+/// root calls it at start, so they do not pile up run after run.
+///
+/// A directory is stale when its pid is no live process here and nothing
+/// listens on its socket: a process in another pid namespace that shares
+/// this temp dir keeps its directory.
+pub(crate) fn remove_stale_dirs() {
+    remove_stale_dirs_in(&socket_base());
+}
+
+fn remove_stale_dirs_in(base: &Path) {
+    let me = std::process::id();
+    remove_dirs_where(base, |pid, dir| {
+        pid != me
+            && !is_alive(pid)
+            && std::os::unix::net::UnixStream::connect(dir.join("sock")).is_err()
+    });
+}
+
+fn is_alive(pid: u32) -> bool {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return false;
     };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(suffix) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
-            continue;
-        };
-        if suffix.len() == 8 && suffix.bytes().all(|b| b.is_ascii_hexdigit()) {
-            match std::fs::remove_dir_all(entry.path()) {
-                Ok(()) => log::debug!("removed {} of dead pid {pid}", entry.path().display()),
-                Err(e) => log::warn!("cannot remove {}: {e}", entry.path().display()),
-            }
-        }
-    }
+    // EPERM: alive, someone else's.
+    !matches!(
+        rustix::process::test_kill_process(pid),
+        Err(rustix::io::Errno::SRCH)
+    )
 }
 
 /// A fresh directory only this user can enter, for one socket.
@@ -172,8 +227,8 @@ fn private_dir() -> io::Result<PathBuf> {
     let base = socket_base();
     for _ in 0..16 {
         let dir = base.join(format!(
-            "{}{:08x}",
-            dir_prefix(std::process::id()),
+            "{DIR_PREFIX}{}-{:08x}",
+            std::process::id(),
             random_u32()?
         ));
         match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
@@ -320,5 +375,55 @@ impl AsyncRead for StreamReader {
                 Err(e) => return Poll::Ready(Err(e.into())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_exact_socket_dir_names_carry_a_pid() {
+        assert_eq!(dir_pid("smol-devx-4242-0123abcd"), Some(4242));
+        for other in [
+            "smol-devx-4242-0123abc",
+            "smol-devx-+42-0123abcd",
+            "smol-devx--0123abcd",
+            "smol-devx-4242-0123abcg",
+            "smol-devx-4242.log",
+            "smol-devx-tree-4242.json",
+        ] {
+            assert_eq!(dir_pid(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_dirs_go_live_ones_stay() {
+        let base =
+            std::env::temp_dir().join(format!("smol-devx-sweep-test-{}", std::process::id()));
+        std::fs::create_dir_all(&base).unwrap();
+        // A pid that was alive and is reaped now.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let dir = |pid: u32, tag: &str| {
+            let dir = base.join(format!("smol-devx-{pid}-{tag}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        };
+        let stale = dir(dead, "0000dead");
+        let own = dir(std::process::id(), "0000beef");
+        // Dead here, but something listens: another pid namespace's.
+        let listened = dir(dead, "0000cafe");
+        let _listener = std::os::unix::net::UnixListener::bind(listened.join("sock")).unwrap();
+        let unrelated = base.join("smol-devx-notes");
+        std::fs::create_dir_all(&unrelated).unwrap();
+
+        remove_stale_dirs_in(&base);
+        assert!(!stale.exists());
+        assert!(own.exists());
+        assert!(listened.exists());
+        assert!(unrelated.exists());
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }
