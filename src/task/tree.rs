@@ -151,7 +151,7 @@ impl TaskTree {
     pub fn children(&self, at: usize) -> impl Iterator<Item = &TaskEntry> + '_ {
         let depth = self.tasks.get(at).map_or(u32::MAX, |t| t.depth);
         self.tasks
-            .get(at + 1..)
+            .get(at.saturating_add(1)..)
             .unwrap_or_default()
             .iter()
             .take_while(move |t| t.depth > depth)
@@ -586,6 +586,8 @@ mod tests {
         };
         let kids: Vec<u64> = tree.children(0).map(|t| t.id).collect();
         assert_eq!(kids, [2, 4]);
+        assert_eq!(tree.children(6).count(), 0);
+        assert_eq!(tree.children(usize::MAX).count(), 0);
         assert!(tree.to_text().contains(
             "task #9 t9 - idle 0us, 0 polls, busy 0us, spawned at x.rs:1 (parent #8 ended)\n"
         ));
