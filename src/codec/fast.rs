@@ -115,6 +115,24 @@ fn write_head(out: &mut Vec<u8>, major: u8, arg: u64) {
     }
 }
 
+/// Serializer methods that write a narrow value as its wide type.
+macro_rules! widen {
+    ($wide:ident: $($name:ident($ty:ty)),*) => {$(
+        fn $name(self, v: $ty) -> Result<()> {
+            self.$wide(v.into())
+        }
+    )*};
+}
+
+/// Serializer methods for the forms left to ciborium.
+macro_rules! give_up {
+    ($($name:ident($ty:ty)),*) => {$(
+        fn $name(self, _: $ty) -> Result<()> {
+            Err(Fallback)
+        }
+    )*};
+}
+
 struct Encoder<'a>(&'a mut Vec<u8>);
 
 impl Encoder<'_> {
@@ -155,27 +173,12 @@ impl ser::Serializer for &mut Encoder<'_> {
         self.0.push(if v { TRUE } else { FALSE });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<()> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> Result<()> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> Result<()> {
-        self.serialize_i64(v.into())
-    }
+    // Narrow integers are written like the wide ones, as ciborium does.
+    widen!(serialize_i64: serialize_i8(i8), serialize_i16(i16), serialize_i32(i32));
+    widen!(serialize_u64: serialize_u8(u8), serialize_u16(u16), serialize_u32(u32));
     fn serialize_i64(self, v: i64) -> Result<()> {
         self.int(v);
         Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<()> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> Result<()> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> Result<()> {
-        self.serialize_u64(v.into())
     }
     fn serialize_u64(self, v: u64) -> Result<()> {
         write_head(self.0, 0, v);
@@ -183,18 +186,12 @@ impl ser::Serializer for &mut Encoder<'_> {
     }
     // ciborium picks the shortest lossless float width, and bignum tags
     // for 128-bit integers: rare here, left to it.
-    fn serialize_i128(self, _: i128) -> Result<()> {
-        Err(Fallback)
-    }
-    fn serialize_u128(self, _: u128) -> Result<()> {
-        Err(Fallback)
-    }
-    fn serialize_f32(self, _: f32) -> Result<()> {
-        Err(Fallback)
-    }
-    fn serialize_f64(self, _: f64) -> Result<()> {
-        Err(Fallback)
-    }
+    give_up!(
+        serialize_i128(i128),
+        serialize_u128(u128),
+        serialize_f32(f32),
+        serialize_f64(f64)
+    );
     fn serialize_char(self, v: char) -> Result<()> {
         self.text(v.encode_utf8(&mut [0; 4]));
         Ok(())
@@ -344,6 +341,21 @@ impl ser::SerializeStructVariant for &mut Encoder<'_> {
     fn end(self) -> Result<()> {
         Ok(())
     }
+}
+
+/// Deserializer methods handled as another one (`give_up`: left to
+/// ciborium).
+macro_rules! forward {
+    (give_up: $($name:ident),*) => {$(
+        fn $name<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
+            Err(Fallback)
+        }
+    )*};
+    ($to:ident: $($name:ident),*) => {$(
+        fn $name<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
+            self.$to(visitor)
+        }
+    )*};
 }
 
 struct Decoder<'de> {
@@ -503,42 +515,16 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         }
     }
 
-    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_i64(visitor)
-    }
-    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_i64(visitor)
-    }
-    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_i64(visitor)
-    }
+    // ciborium reads every integer width through its 64-bit path.
+    forward!(deserialize_i64: deserialize_i8, deserialize_i16, deserialize_i32);
+    forward!(deserialize_u64: deserialize_u8, deserialize_u16, deserialize_u32);
     fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         visitor.visit_i64(self.i64()?)
-    }
-    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
-    }
-    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        self.deserialize_u64(visitor)
     }
     fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         visitor.visit_u64(self.expect(0)?)
     }
-    fn deserialize_i128<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
-        Err(Fallback)
-    }
-    fn deserialize_u128<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
-        Err(Fallback)
-    }
-    fn deserialize_f32<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
-        Err(Fallback)
-    }
-    fn deserialize_f64<V: Visitor<'de>>(self, _: V) -> Result<V::Value> {
-        Err(Fallback)
-    }
+    forward!(give_up: deserialize_i128, deserialize_u128, deserialize_f32, deserialize_f64);
 
     fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
         let text = self.short_text()?;
