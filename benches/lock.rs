@@ -115,6 +115,11 @@ fn main() -> std::process::ExitCode {
             let both = Stats::from_samples("uncontended acquire + release (subactor)", both[100..].to_vec());
             both.report(Some(&two_raw));
             println!("  = {:.0} grants/s for one requester", 1e9 / both.median_ns());
+            // `LOCK_BENCH_ONLY_ONE=1`: stop here, so that a profiler of the
+            // root (callgrind writes at exit) sees only this phase.
+            if std::env::var_os("LOCK_BENCH_ONLY_ONE").is_some() {
+                return Ok(());
+            }
 
             let (contenders, per_child) = (16, 300usize);
             let mut nursery = Nursery::new(&actor);
