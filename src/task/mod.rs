@@ -7,6 +7,7 @@ mod home;
 pub mod local;
 mod poller;
 mod registry;
+mod render;
 mod span;
 mod tree;
 

@@ -94,7 +94,7 @@ pub(crate) struct Node {
 
 /// Spans kept in the task's record itself when there are few: a dump
 /// reads them without one more cache miss per task.
-const INLINE_SPANS: usize = 4;
+pub(crate) const INLINE_SPANS: usize = 4;
 
 #[derive(Default)]
 struct Published {
@@ -333,18 +333,23 @@ fn deregister(slot: &Slot) {
     }
 }
 
-/// Turns every live task's state into a `T` with `make`, in no
-/// particular order. Shards are locked one at a time; `make` runs under
-/// its task's shard lock (and span lock), so it should only copy.
-pub(crate) fn snapshot<T>(mut make: impl FnMut(NodeView<'_>) -> T) -> Vec<T> {
-    let now = now_ns();
-    let live: usize = REGISTRY
+/// How many tasks are registered now.
+pub(crate) fn live() -> usize {
+    REGISTRY
         .iter()
         .map(|s| {
             let s = lock(&s.0);
             s.slots.len() - s.free.len()
         })
-        .sum();
+        .sum()
+}
+
+/// Turns every live task's state into a `T` with `make`, in no
+/// particular order. Shards are locked one at a time; `make` runs under
+/// its task's shard lock (and span lock), so it should only copy.
+pub(crate) fn snapshot<T>(mut make: impl FnMut(NodeView<'_>) -> T) -> Vec<T> {
+    let now = now_ns();
+    let live = live();
     // Sized up front: growing a vector of 10k entries copies it ~14 times.
     let mut out = Vec::with_capacity(live + live / 8);
     for shard in &REGISTRY {

@@ -1,0 +1,393 @@
+//! The two forms of a [`TaskTree`]: text for people, JSON for tools.
+//!
+//! Both are written with plain pushes into one byte buffer. `core::fmt`
+//! makes a dozen small writes per line and formats integers through a
+//! generic padding path, which made the text of 10k tasks three times
+//! slower; `serde_json` escapes every key byte by byte and passes each
+//! token through `io::Write`, which made the JSON four times slower. The
+//! JSON written here is byte for byte what `serde_json` makes of the
+//! derived `Serialize` (a test holds the two together).
+
+use super::tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
+
+/// The tree as text: one line per task and per open span.
+pub(super) fn text(tree: &TaskTree) -> String {
+    let lines = tree.tasks.len() + tree.spans.len();
+    let mut out = Out(Vec::with_capacity(96 * lines));
+    for task in &tree.tasks {
+        out.task(task, tree.spans_of(task));
+    }
+    out.into_string()
+}
+
+/// The tree as JSON, the shape of its derived `Serialize`.
+pub(super) fn json(tree: &TaskTree) -> String {
+    let mut out = Out(Vec::with_capacity(
+        256 * tree.tasks.len() + 48 * tree.spans.len() + 32,
+    ));
+    out.push("{\"tasks\":[");
+    for (i, task) in tree.tasks.iter().enumerate() {
+        if i > 0 {
+            out.push(",");
+        }
+        out.task_json(task);
+    }
+    out.push("]");
+    if !tree.spans.is_empty() {
+        out.push(",\"spans\":[");
+        for (i, span) in tree.spans.iter().enumerate() {
+            if i > 0 {
+                out.push(",");
+            }
+            out.span_json(span);
+        }
+        out.push("]");
+    }
+    out.push("}");
+    out.into_string()
+}
+
+/// The byte buffer both forms are written into.
+struct Out(Vec<u8>);
+
+impl Out {
+    fn push(&mut self, s: &str) {
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    /// Only whole `&str`s and ASCII digits went in: always valid, checked
+    /// once (an ASCII fast path) rather than trusted.
+    fn into_string(self) -> String {
+        String::from_utf8(self.0)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    fn num(&mut self, mut n: u64) {
+        // Two digits per division: a dump prints ~5 numbers per task.
+        const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+            2021222324252627282930313233343536373839\
+            4041424344454647484950515253545556575859\
+            6061626364656667686970717273747576777879\
+            8081828384858687888990919293949596979899";
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        while n >= 100 {
+            let pair = (n % 100) as usize * 2;
+            n /= 100;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        }
+        if n >= 10 {
+            let pair = n as usize * 2;
+            i -= 2;
+            buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        } else {
+            i -= 1;
+            buf[i] = b'0' + n as u8;
+        }
+        self.0.extend_from_slice(&buf[i..]);
+    }
+
+    /// `n` with `digits` decimals, zero-padded (`4`, 2 -> `04`).
+    fn frac(&mut self, n: u64, digits: u32) {
+        let mut scale = 10u64.pow(digits.saturating_sub(1));
+        while scale > 1 && n < scale {
+            self.push("0");
+            scale /= 10;
+        }
+        self.num(n);
+    }
+
+    /// A duration the way a person reads it: `850us`, `12.3ms`, `4.20s`.
+    fn human(&mut self, us: u64) {
+        match us {
+            0..=999 => {
+                self.num(us);
+                self.push("us");
+            }
+            1_000..=999_999 => {
+                self.num(us / 1_000);
+                self.push(".");
+                self.num(us % 1_000 / 100);
+                self.push("ms");
+            }
+            _ => {
+                self.num(us / 1_000_000);
+                self.push(".");
+                self.frac(us % 1_000_000 / 10_000, 2);
+                self.push("s");
+            }
+        }
+    }
+
+    fn pad(&mut self, depth: usize) {
+        const SPACES: &str = "                                ";
+        let mut left = 2 * depth;
+        while left > 0 {
+            let step = left.min(SPACES.len());
+            self.push(&SPACES[..step]);
+            left -= step;
+        }
+    }
+
+    fn task(&mut self, t: &TaskEntry, spans: &[SpanEntry]) {
+        let depth = t.depth as usize;
+        self.pad(depth);
+        self.push("task #");
+        self.num(t.id);
+        self.push(" ");
+        self.push(&t.name);
+        self.push(if !t.polling {
+            " - idle "
+        } else if t.for_us >= LONG_IDLE.as_micros() as u64 {
+            // No await point for that long: it holds its thread, and
+            // every task queued behind it waits.
+            " - [LONG POLL: blocks its thread] polling "
+        } else {
+            " - polling "
+        });
+        self.human(t.for_us);
+        self.push(", ");
+        self.num(t.polls);
+        self.push(" polls, busy ");
+        self.human(t.busy_us);
+        self.push(", spawned at ");
+        self.push(&t.file);
+        self.push(":");
+        self.num(u64::from(t.line));
+        if let Some(parent) = t.parent.filter(|_| depth == 0) {
+            self.push(" (parent #");
+            self.num(parent);
+            self.push(" ended)");
+        }
+        if t.long_idle {
+            self.push(" [LONG IDLE]");
+        }
+        self.push("\n");
+        for span in spans {
+            self.span(t, span, depth + 1);
+        }
+    }
+
+    fn span(&mut self, t: &TaskEntry, s: &SpanEntry, depth: usize) {
+        self.pad(depth + s.depth as usize);
+        let plain = s
+            .what
+            .bytes()
+            .all(|b| b >= b' ' && b != b'"' && b != b'\\' && b != 0x7f);
+        if plain {
+            // Labels are string literals: quoting them needs no escapes.
+            self.push("await \"");
+            self.push(&s.what);
+            self.push("\"");
+        } else {
+            self.push("await ");
+            self.push(&format!("{:?}", s.what));
+        }
+        if s.leaf && !t.polling {
+            // A leaf span of an idle task is what the task waits on.
+            self.push(" <- waiting ");
+            self.human(t.for_us);
+            if t.long_idle {
+                self.push(" [LONG IDLE]");
+            }
+        }
+        self.push("\n");
+    }
+}
+
+/// The JSON form: fields in declaration order, as serde derives them.
+impl Out {
+    fn task_json(&mut self, t: &TaskEntry) {
+        self.push("{\"id\":");
+        self.num(t.id);
+        self.push(",\"name\":");
+        self.string(&t.name);
+        self.push(",\"parent\":");
+        match t.parent {
+            Some(parent) => self.num(parent),
+            None => self.push("null"),
+        }
+        self.push(",\"depth\":");
+        self.num(u64::from(t.depth));
+        self.push(",\"file\":");
+        self.string(&t.file);
+        self.push(",\"line\":");
+        self.num(u64::from(t.line));
+        self.push(",\"polling\":");
+        self.boolean(t.polling);
+        self.push(",\"for_us\":");
+        self.num(t.for_us);
+        self.push(",\"polls\":");
+        self.num(t.polls);
+        self.push(",\"busy_us\":");
+        self.num(t.busy_us);
+        self.push(",\"long_idle\":");
+        self.boolean(t.long_idle);
+        if !t.spans.is_empty() {
+            self.push(",\"spans\":{\"start\":");
+            self.num(u64::from(t.spans.start));
+            self.push(",\"end\":");
+            self.num(u64::from(t.spans.end));
+            self.push("}");
+        }
+        self.push("}");
+    }
+
+    fn span_json(&mut self, s: &SpanEntry) {
+        self.push("{\"what\":");
+        self.string(&s.what);
+        self.push(",\"depth\":");
+        self.num(u64::from(s.depth));
+        self.push(",\"leaf\":");
+        self.boolean(s.leaf);
+        self.push("}");
+    }
+
+    fn boolean(&mut self, b: bool) {
+        self.push(if b { "true" } else { "false" });
+    }
+
+    /// A JSON string, escaped the way `serde_json` does: `"` and `\\`,
+    /// the short forms of five control characters, `\u00XX` for the
+    /// others; everything else as it is. Runs with nothing to escape are
+    /// copied whole.
+    fn string(&mut self, s: &str) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        self.push("\"");
+        let bytes = s.as_bytes();
+        let mut run = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let short = match b {
+                b'"' => b'"',
+                b'\\' => b'\\',
+                b'\n' => b'n',
+                b'\r' => b'r',
+                b'\t' => b't',
+                0x08 => b'b',
+                0x0c => b'f',
+                0..=0x1f => 0,
+                _ => continue,
+            };
+            self.0.extend_from_slice(&bytes[run..i]);
+            run = i + 1;
+            if short != 0 {
+                self.0.extend_from_slice(&[b'\\', short]);
+            } else {
+                let (hi, lo) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
+                self.0.extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
+            }
+        }
+        self.0.extend_from_slice(&bytes[run..]);
+        self.push("\"");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_in_decimal() {
+        for n in [0, 7, 10, 99, 100, 101, 12_345, 1_000_000, u64::MAX] {
+            let mut t = Out(Vec::new());
+            t.num(n);
+            assert_eq!(t.into_string(), n.to_string());
+        }
+    }
+
+    #[test]
+    fn durations_read_like_a_person_writes_them() {
+        let h = |us| {
+            let mut t = Out(Vec::new());
+            t.human(us);
+            t.into_string()
+        };
+        assert_eq!(
+            [
+                h(0),
+                h(999),
+                h(1_250),
+                h(999_999),
+                h(4_206_000),
+                h(7_040_000)
+            ],
+            ["0us", "999us", "1.2ms", "999.9ms", "4.20s", "7.04s"]
+        );
+    }
+
+    fn tree_with_every_field_set() -> TaskTree {
+        // Every byte that JSON may escape, quotes, and text beyond ASCII.
+        let awkward: String = (0u8..0x80)
+            .map(char::from)
+            .chain("é→𝄞\"\\".chars())
+            .collect();
+        let task = |id, parent, spans: std::ops::Range<u32>| TaskEntry {
+            id,
+            name: format!("task {id} {awkward}").into(),
+            parent,
+            depth: id as u32 % 3,
+            file: "src/some file\\x.rs".into(),
+            line: 4_000_000_000,
+            polling: id % 2 == 0,
+            for_us: u64::MAX,
+            polls: 12_345,
+            busy_us: 0,
+            long_idle: id % 2 == 1,
+            spans,
+        };
+        TaskTree {
+            tasks: vec![
+                task(1, None, 0..2),
+                task(2, Some(1), 0..0),
+                task(7, Some(99), 2..3),
+            ],
+            spans: vec![
+                SpanEntry {
+                    what: "outer".into(),
+                    depth: 0,
+                    leaf: false,
+                },
+                SpanEntry {
+                    what: awkward.clone().into(),
+                    depth: 1,
+                    leaf: true,
+                },
+                SpanEntry {
+                    what: "".into(),
+                    depth: 0,
+                    leaf: true,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn json_is_what_serde_json_writes() {
+        let tree = tree_with_every_field_set();
+        assert_eq!(json(&tree), serde_json::to_string(&tree).unwrap());
+        let back: TaskTree = serde_json::from_str(&json(&tree)).unwrap();
+        assert_eq!(back, tree);
+        let no_spans = TaskTree {
+            tasks: tree.tasks[1..2].to_vec(),
+            spans: Vec::new(),
+        };
+        assert_eq!(json(&no_spans), serde_json::to_string(&no_spans).unwrap());
+        let empty = TaskTree::default();
+        assert_eq!(json(&empty), serde_json::to_string(&empty).unwrap());
+    }
+
+    #[test]
+    fn every_single_character_escapes_as_serde_json_does() {
+        for c in (0u32..0x800).filter_map(char::from_u32) {
+            let s = c.to_string();
+            let mut out = Out(Vec::new());
+            out.string(&s);
+            assert_eq!(
+                out.into_string(),
+                serde_json::to_string(&s).unwrap(),
+                "{c:?}"
+            );
+        }
+    }
+}
