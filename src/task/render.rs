@@ -51,6 +51,7 @@ pub(super) fn json(tree: &TaskTree) -> String {
 struct Out(Vec<u8>);
 
 impl Out {
+    #[inline]
     fn push(&mut self, s: &str) {
         self.0.extend_from_slice(s.as_bytes());
     }
@@ -254,8 +255,20 @@ impl Out {
     /// copied whole.
     fn string(&mut self, s: &str) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        self.push("\"");
         let bytes = s.as_bytes();
+        // Names, files and labels are nearly always plain: checked without
+        // a branch per byte, then copied in one go.
+        let plain = bytes
+            .iter()
+            .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+        if plain {
+            self.0.reserve(bytes.len() + 2);
+            self.0.push(b'"');
+            self.0.extend_from_slice(bytes);
+            self.0.push(b'"');
+            return;
+        }
+        self.push("\"");
         let mut run = 0;
         for (i, &b) in bytes.iter().enumerate() {
             let short = match b {
