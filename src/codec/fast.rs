@@ -629,7 +629,21 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
-        visitor.visit_borrowed_str(self.short_text()?)
+        let len = self.expect(3)?;
+        if len > SCRATCH as u64 {
+            return Err(Fallback);
+        }
+        let name = self.take(len)?;
+        // Field and variant names are ASCII, and derived visitors match
+        // them as bytes just as well: that spares a UTF-8 validation per
+        // key, a tenth of a lock message's decode. Other text goes the
+        // `str` way, so invalid UTF-8 is refused as ciborium refuses it;
+        // a visitor without `visit_bytes` errs, and ciborium decodes.
+        if name.is_ascii() {
+            visitor.visit_borrowed_bytes(name)
+        } else {
+            visitor.visit_borrowed_str(std::str::from_utf8(name).map_err(|_| Fallback)?)
+        }
     }
 
     fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value> {
