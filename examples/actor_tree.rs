@@ -149,7 +149,7 @@ async fn root(actor: Actor, scenario: String) -> Res<()> {
                 .run_in_actor(ActorSpec::new("spawn_until").name("spawner0"), &2u32)
                 .await?;
             if let Err(e) = nursery.join().await {
-                let hops: Vec<_> = e.relay_path.iter().map(|uid| uid.name.as_str()).collect();
+                let hops: Vec<_> = e.relay_path.iter().map(|uid| &*uid.name).collect();
                 println!(
                     "error type={} src={} msg={} relay={}",
                     e.type_name,

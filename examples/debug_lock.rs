@@ -91,7 +91,7 @@ async fn hold_until_queue(actor: Actor, expect: Vec<String>) -> Res<()> {
     say(&actor, "locked");
     loop {
         let (_, waiters) = lock_queue(&actor).await?;
-        let names: Vec<String> = waiters.into_iter().map(|u| u.name).collect();
+        let names: Vec<String> = waiters.into_iter().map(|u| u.name.to_string()).collect();
         if names == expect {
             break;
         }

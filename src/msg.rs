@@ -7,6 +7,7 @@
 //! (see [`crate::codec::PldSpec`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -23,17 +24,23 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// let uid = smol_devx::msg::ActorUid::new("root", "1f78");
 /// assert_eq!(uid.to_string(), "('root', '1f78')");
 /// ```
+///
+/// The parts are shared strings: a uid is copied into many messages and
+/// records per lock dialog, and a copy is a reference count, not two
+/// allocations.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ActorUid {
     /// Human-given actor name (`root`, `breakpoint_forever`, ...).
-    pub name: String,
+    #[serde(with = "shared_str")]
+    pub name: Arc<str>,
     /// Unique id of this actor instance.
-    pub uuid: String,
+    #[serde(with = "shared_str")]
+    pub uuid: Arc<str>,
 }
 
 impl ActorUid {
     /// Builds a uid from its two parts.
-    pub fn new(name: impl Into<String>, uuid: impl Into<String>) -> Self {
+    pub fn new(name: impl Into<Arc<str>>, uuid: impl Into<Arc<str>>) -> Self {
         Self {
             name: name.into(),
             uuid: uuid.into(),
@@ -52,18 +59,47 @@ impl fmt::Display for ActorUid {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskUid {
     /// Task name as given at spawn.
-    pub name: String,
+    #[serde(with = "shared_str")]
+    pub name: Arc<str>,
     /// Task id, unique within its actor process.
     pub id: u64,
 }
 
 impl TaskUid {
     /// Builds a task uid from its two parts.
-    pub fn new(name: impl Into<String>, id: u64) -> Self {
+    pub fn new(name: impl Into<Arc<str>>, id: u64) -> Self {
         Self {
             name: name.into(),
             id,
         }
+    }
+}
+
+/// `Arc<str>` fields as plain CBOR text, decoded with one allocation
+/// (serde's own `rc` impls go through a `Box<str>`: two).
+mod shared_str {
+    use std::fmt;
+    use std::sync::Arc;
+
+    use serde::{de, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Arc<str>, D::Error> {
+        struct Text;
+        impl de::Visitor<'_> for Text {
+            type Value = Arc<str>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Arc<str>, E> {
+                Ok(Arc::from(v))
+            }
+        }
+        // `string`, not `str`: ciborium refuses long text for `str`.
+        de.deserialize_string(Text)
     }
 }
 
@@ -298,8 +334,8 @@ pub struct ErrorCause {
 ///     .relayed_by(ActorUid::new("spawner", "b2"))
 ///     .relayed_by(ActorUid::new("root", "c3"));
 /// assert_eq!(err.type_name, "NameError");
-/// assert_eq!(err.src_uid.name, "name_error");
-/// assert_eq!(err.relay_uid().name, "root");
+/// assert_eq!(&*err.src_uid.name, "name_error");
+/// assert_eq!(&*err.relay_uid().name, "root");
 /// ```
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(transparent)]

@@ -407,7 +407,7 @@ mod tests {
             .actors()
             .iter()
             .filter(|a| a.tasks.is_none())
-            .map(|a| a.actor.name.as_str())
+            .map(|a| &*a.actor.name)
             .collect();
         assert_eq!(stripped, ["big"]);
         let note = dump.children[0].missing.as_deref().unwrap();

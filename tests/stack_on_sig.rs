@@ -143,7 +143,7 @@ fn sigusr1_to_the_root_dumps_every_actor_parent_first_and_gathers_one_tree() {
         let actors: Vec<(String, u32)> = dump
             .actors()
             .iter()
-            .map(|a| (a.actor.name.clone(), a.pid))
+            .map(|a| (a.actor.name.to_string(), a.pid))
             .collect();
         assert_eq!(actors, pids);
         assert!(dump.actors().iter().all(|a| a.tasks.is_some()));
@@ -194,7 +194,7 @@ fn an_actor_that_cannot_answer_is_marked_missing_and_the_rest_is_dumped() {
         .actors()
         .iter()
         .filter(|a| a.tasks.is_none())
-        .map(|a| a.actor.name.as_str())
+        .map(|a| &*a.actor.name)
         .collect();
     assert_eq!(missing, ["blocked"]);
     let blocked = dump.actors()[3].missing.clone().unwrap();

@@ -770,7 +770,7 @@ async fn accept_loop(actor: Actor, listener: Listener) {
                 .pending_spawns
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .remove(&peer.uuid);
+                .remove(&*peer.uuid);
             match waiting {
                 Some(nursery) => {
                     let _ = nursery.send((chan, incoming)).await;

@@ -369,7 +369,7 @@ mod tests {
             let names: Vec<String> = lock
                 .waiters()
                 .iter()
-                .map(|o| o.actor.name.clone())
+                .map(|o| o.actor.name.to_string())
                 .collect();
             assert_eq!(names, ["w0", "w1", "w2", "w3", "w4"]);
             drop(first);
@@ -426,9 +426,9 @@ mod tests {
             let mut next = Box::pin(lock.acquire(owner("next", 1)));
             assert!(future::poll_once(&mut next).await.is_none());
             drop(held); // grants `late`, which is never polled again
-            assert_eq!(lock.holder().unwrap().actor.name, "late");
+            assert_eq!(&*lock.holder().unwrap().actor.name, "late");
             drop(late);
-            assert_eq!(lock.holder().unwrap().actor.name, "next");
+            assert_eq!(&*lock.holder().unwrap().actor.name, "next");
             assert!(next.await.is_ok());
         });
     }
@@ -452,11 +452,11 @@ mod tests {
             let text = lock.to_string();
             assert!(text.contains("held by ('dead', 'u')"), "{text}");
             assert!(text.contains("waiting 1: ('live', 'u')"), "{text}");
-            assert_eq!(lock.force_release().unwrap().actor.name, "dead");
+            assert_eq!(&*lock.force_release().unwrap().actor.name, "dead");
             // The stale guard's later drop releases nothing of the new holder's.
             drop(stale);
             let live = waiter.await;
-            assert_eq!(lock.holder().unwrap().actor.name, "live");
+            assert_eq!(&*lock.holder().unwrap().actor.name, "live");
             lock.bar(ActorUid::new("torn", "u"));
             let err = lock.acquire(owner("torn", 1)).await.err().unwrap();
             assert!(matches!(err, DebugError::Barred(_)), "{err}");

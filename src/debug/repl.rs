@@ -310,7 +310,7 @@ impl Session {
             let _ = write!(s, "\n{}", self.render_backtrace(false));
         }
         if !self.waiting.is_empty() {
-            let names: Vec<&str> = self.waiting.iter().map(|u| u.name.as_str()).collect();
+            let names: Vec<&str> = self.waiting.iter().map(|u| &*u.name).collect();
             let _ = write!(
                 s,
                 "\n{} actor{} waiting for the terminal: {}",
