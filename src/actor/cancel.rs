@@ -27,12 +27,12 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_channel::{bounded, Receiver, Sender};
 use smol::future::FutureExt;
 
+use crate::task::Flag;
 use crate::task_local;
 
 /// The entry was cancelled by its parent. Boxed for the trip up the tree
@@ -58,10 +58,8 @@ task_local! {
 /// handler's `until_cancelled` calls.
 pub(crate) struct Token {
     id: u64,
-    requested: AtomicBool,
-    /// Closed when cancellation is requested.
-    tx: Sender<()>,
-    rx: Receiver<()>,
+    /// Raised when cancellation is requested.
+    requested: Flag,
     /// How many `until_cancelled` calls are running.
     listening: AtomicUsize,
 }
@@ -78,12 +76,9 @@ pub(crate) struct Registered(Arc<Token>);
 impl Token {
     pub(crate) fn register() -> Registered {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        let (tx, rx) = bounded(1);
         let token = Arc::new(Token {
             id: NEXT.fetch_add(1, Ordering::Relaxed),
-            requested: AtomicBool::new(false),
-            tx,
-            rx,
+            requested: Flag::new(),
             listening: AtomicUsize::new(0),
         });
         tokens()
@@ -102,8 +97,7 @@ impl Registered {
     /// Requests cancellation; returns whether the handler listens for it
     /// (is inside `until_cancelled`) and will end by itself.
     pub(crate) fn cancel(&self) -> bool {
-        self.0.requested.store(true, Ordering::SeqCst);
-        self.0.tx.close();
+        self.0.requested.raise();
         self.0.listening.load(Ordering::SeqCst) > 0
     }
 }
@@ -139,13 +133,12 @@ pub async fn until_cancelled<F: Future>(fut: F) -> Result<F::Output, Cancelled> 
     };
     token.listening.fetch_add(1, Ordering::SeqCst);
     let _listening = Listening(token.clone());
-    if token.requested.load(Ordering::SeqCst) {
+    if token.requested.is_raised() {
         return Err(Cancelled);
     }
-    let rx = token.rx.clone();
     async { Ok(fut.await) }
-        .or(async move {
-            let _ = rx.recv().await;
+        .or(async {
+            token.requested.wait().await;
             Err(Cancelled)
         })
         .await
@@ -163,7 +156,7 @@ mod tests {
     #[test]
     fn a_listening_handler_is_told_and_finishes_its_teardown() {
         let token = Token::register();
-        let (step_tx, step_rx) = bounded::<()>(1);
+        let (step_tx, step_rx) = async_channel::bounded::<()>(1);
         let handler = token.scope(async move {
             let got = until_cancelled(smol::future::pending::<()>()).await;
             // Asynchronous teardown after the cancel.

@@ -13,6 +13,7 @@ use crate::ipc::context::{Context, DialogError};
 use crate::ipc::mailbox::{mailbox, Mailbox, Poster};
 use crate::ipc::transport::{Stream, StreamReader};
 use crate::msg::{ActorUid, Cid, Msg, Pld};
+use crate::task::Flag;
 
 /// Which end of the connection this is: it decides the parity of the
 /// dialog ids this end opens, so both ends can open dialogs freely.
@@ -49,7 +50,7 @@ impl Incoming {
 /// connection closed), even while the handler does not read the dialog.
 /// Dropping it stops the watch.
 pub struct CancelWatch {
-    rx: Receiver<()>,
+    flag: Flag,
     chan: Channel,
     cid: Cid,
 }
@@ -57,7 +58,7 @@ pub struct CancelWatch {
 impl CancelWatch {
     /// Returns once the peer cancels the dialog or the connection closes.
     pub async fn cancelled(&self) {
-        let _ = self.rx.recv().await;
+        self.flag.wait().await;
     }
 }
 
@@ -86,7 +87,7 @@ struct Inner {
 #[derive(Default)]
 struct State {
     dialogs: HashMap<Cid, Poster>,
-    cancels: HashMap<Cid, Sender<()>>,
+    cancels: HashMap<Cid, Flag>,
     closed: Option<Arc<str>>,
 }
 
@@ -175,9 +176,11 @@ impl Channel {
         if state.closed.is_none() {
             state.closed = Some(reason.into());
         }
-        // Dropping the senders ends every dialog's mailbox and watch.
+        // Dropping the posters ends every dialog's mailbox.
         state.dialogs.clear();
-        state.cancels.clear();
+        for (_, watch) in state.cancels.drain() {
+            watch.raise();
+        }
     }
 
     /// Opens a dialog running `handler` in the peer with `args`; its
@@ -282,9 +285,9 @@ impl Channel {
                         return Err(format!("dialog {cid} opened twice"));
                     }
                     let (tx, rx) = mailbox();
-                    let (cancel_tx, cancel) = smol::channel::bounded(1);
+                    let cancel = Flag::new();
                     state.dialogs.insert(cid, tx);
-                    state.cancels.insert(cid, cancel_tx);
+                    state.cancels.insert(cid, cancel.clone());
                     (rx, cancel)
                 };
                 let incoming_dialog = Incoming {
@@ -293,7 +296,7 @@ impl Channel {
                     cid,
                     rx,
                     cancel: Some(CancelWatch {
-                        rx: cancel,
+                        flag: cancel,
                         chan: self.clone(),
                         cid,
                     }),
@@ -313,7 +316,7 @@ impl Channel {
                     let mut state = self.state();
                     if let Msg::Cancel { .. } = msg {
                         if let Some(watch) = state.cancels.remove(&cid) {
-                            let _ = watch.try_send(());
+                            watch.raise();
                         }
                     }
                     state.dialogs.get(&cid).cloned()

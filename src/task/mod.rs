@@ -3,6 +3,7 @@
 //! ([`spawn`], [`track`], [`Instrument`]) and its rendering
 //! ([`TaskTree`]).
 
+mod flag;
 mod home;
 pub mod local;
 mod poller;
@@ -11,6 +12,7 @@ mod render;
 mod span;
 mod tree;
 
+pub(crate) use flag::Flag;
 pub use home::block_on;
 pub(crate) use poller::HomeIo;
 pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
