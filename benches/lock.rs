@@ -1,6 +1,8 @@
 //! `cargo bench --bench lock`: the tree lock from subactors, against the
 //! raw ping-pong floor measured in the same run:
 //! - uncontended acquire, and acquire + release, from one subactor;
+//! - the same acquire + release paired with raw ping-pongs timed in
+//!   alternation inside one subactor: the ratio the target names;
 //! - 16 contending subactors: grants per second and the longest wait;
 //! - stale-holder recovery: from SIGKILL of the holder to the next grant,
 //!   as the root sees it.
@@ -11,7 +13,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{header, raw_ping_pong, raw_ping_pong_between_processes, serve_echo_if_asked, Stats};
+use common::{
+    header, raw_ping_pong, raw_ping_pong_between_processes, serve_echo_if_asked, RawPingPong, Stats,
+};
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
 use smol_devx::debug::tty::{acquire_debug_lock, install};
@@ -83,6 +87,29 @@ async fn stale_recovery(actor: &Actor, samples: usize) -> Result<Stats, RemoteEr
     ))
 }
 
+/// The targeted ratio, measured in pairs inside one subactor: each pair
+/// times a batch of raw ping-pongs (to an echo thread of the subactor)
+/// and then a batch of acquire+release rounds, so both halves see the
+/// same machine. Measured minutes apart, the two medians drift (this
+/// VM's speed moves by 2x): on one build, the ratio of the separate
+/// medians above read anywhere from 1.5x to 2.8x. Returns, per pair, the
+/// median raw round trip and the median acquire+release, in ns.
+async fn paired(actor: Actor, pairs: usize) -> Result<Vec<(f64, f64)>, DebugError> {
+    let mut raw = RawPingPong::with_echo_thread();
+    // Connects to the root and warms both ends up.
+    rounds(actor.clone(), 100).await?;
+    let mut out = Vec::with_capacity(pairs);
+    for _ in 0..pairs {
+        let mut trips: Vec<f64> = (0..50).map(|_| raw.batch(4)).collect();
+        let (_, both) = rounds(actor.clone(), 50).await?;
+        trips.sort_by(f64::total_cmp);
+        let mut both = both;
+        both.sort_by(f64::total_cmp);
+        out.push((trips[trips.len() / 2], both[both.len() / 2]));
+    }
+    Ok(out)
+}
+
 fn main() -> std::process::ExitCode {
     serve_echo_if_asked();
     serve_echo_if_asked();
@@ -93,6 +120,7 @@ fn main() -> std::process::ExitCode {
     smol_devx::log::init();
     install(Runtime::new())
         .entry("rounds", rounds)
+        .entry("paired", paired)
         .entry("hold_forever", hold_forever)
         .entry("take_once", take_once)
         .run(|actor| async move {
@@ -120,6 +148,24 @@ fn main() -> std::process::ExitCode {
             if std::env::var_os("LOCK_BENCH_ONLY_ONE").is_some() {
                 return Ok(());
             }
+
+            let mut nursery = Nursery::new(&actor);
+            let sub = nursery.run_in_actor(ActorSpec::new("paired"), &100usize).await?;
+            nursery.join().await?;
+            let pairs = nursery.result::<Vec<(f64, f64)>>(sub)?;
+            let raw_p = Stats::from_samples("paired: raw ping-pong", pairs.iter().map(|p| p.0).collect());
+            let both_p = Stats::from_samples("paired: acquire + release", pairs.iter().map(|p| p.1).collect());
+            let ratio: Vec<f64> = pairs.iter().map(|(raw, both)| both / (2.0 * raw)).collect();
+            let ratio = Stats::from_samples("", ratio);
+            raw_p.report(None);
+            both_p.report(None);
+            println!(
+                "  acquire + release / two raw ping-pongs, over {} pairs: median {:.2}x, p99 {:.2}x; {:.0} grants/s",
+                pairs.len(),
+                ratio.median_ns(),
+                ratio.p99_ns(),
+                1e9 / both_p.median_ns()
+            );
 
             let (contenders, per_child) = (16, 300usize);
             let mut nursery = Nursery::new(&actor);

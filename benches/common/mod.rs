@@ -136,25 +136,67 @@ fn echo(mut b: UnixStream, len: usize) {
     }
 }
 
-/// `name`: the lock frame to the echo at the other end of `a` and back.
-fn ping_pong(name: &str, mut a: UnixStream) -> Stats {
-    let frame = lock_frame();
-    let mut back = vec![0u8; frame.len()];
-    measure(name, 200, 200, || {
-        a.write_all(&frame).unwrap();
-        a.read_exact(&mut back).unwrap();
-    })
+/// A lock-sized frame bounced off an echo at the other end of a Unix
+/// socket, with blocking std I/O: the floor under every dialog hop.
+pub struct RawPingPong {
+    a: UnixStream,
+    frame: Vec<u8>,
+    back: Vec<u8>,
+    echo: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RawPingPong {
+    fn over(a: UnixStream, echo: Option<std::thread::JoinHandle<()>>) -> Self {
+        let frame = lock_frame();
+        let back = vec![0u8; frame.len()];
+        Self {
+            a,
+            frame,
+            back,
+            echo,
+        }
+    }
+
+    /// With the echo on a thread of this process, over a socketpair.
+    pub fn with_echo_thread() -> Self {
+        let (a, b) = UnixStream::pair().unwrap();
+        let len = lock_frame().len();
+        Self::over(a, Some(std::thread::spawn(move || echo(b, len))))
+    }
+
+    /// One round trip.
+    pub fn once(&mut self) {
+        self.a.write_all(&self.frame).unwrap();
+        self.a.read_exact(&mut self.back).unwrap();
+    }
+
+    /// `n` round trips; ns per round trip.
+    pub fn batch(&mut self, n: u32) -> f64 {
+        let start = Instant::now();
+        for _ in 0..n {
+            self.once();
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(n)
+    }
+
+    fn measure(mut self, name: &str) -> Stats {
+        measure(name, 200, 200, || self.once())
+    }
+}
+
+impl Drop for RawPingPong {
+    fn drop(&mut self) {
+        let _ = self.a.shutdown(std::net::Shutdown::Both);
+        if let Some(echo) = self.echo.take() {
+            let _ = echo.join();
+        }
+    }
 }
 
 /// The floor under every dialog: a lock-sized frame to another thread
 /// and back over a Unix socketpair, blocking std sockets.
 pub fn raw_ping_pong() -> Stats {
-    let (a, b) = UnixStream::pair().unwrap();
-    let len = lock_frame().len();
-    let echo = std::thread::spawn(move || echo(b, len));
-    let stats = ping_pong("raw UDS ping-pong, lock-sized frame", a);
-    echo.join().unwrap();
-    stats
+    RawPingPong::with_echo_thread().measure("raw UDS ping-pong, lock-sized frame")
 }
 
 /// Set in the echo process of [`raw_ping_pong_between_processes`]: the
@@ -183,7 +225,7 @@ pub fn raw_ping_pong_between_processes() -> Stats {
         .unwrap();
     let (a, _) = listener.accept().unwrap();
     let _ = std::fs::remove_file(&path);
-    let stats = ping_pong("raw UDS ping-pong to another process", a);
+    let stats = RawPingPong::over(a, None).measure("raw UDS ping-pong to another process");
     child.wait().unwrap();
     stats
 }

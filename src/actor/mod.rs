@@ -797,12 +797,16 @@ async fn serve_dialogs(actor: Actor, chan: Channel, incoming: Receiver<Incoming>
 
 /// `handler #cid from peer`: what a task dump shows for a served dialog.
 fn dialog_task_name(dialog: &Incoming, chan: &Channel) -> String {
-    format!(
-        "{} #{} from {}",
-        dialog.handler,
-        dialog.cid,
-        chan.peer().name
-    )
+    use std::fmt::Write;
+    // Sized once and written piecewise: `format!` grew the string twice
+    // and went through `core::fmt` for every part, per lock dialog.
+    let peer = &chan.peer().name;
+    let mut name = String::with_capacity(dialog.handler.len() + peer.len() + 28);
+    name.push_str(&dialog.handler);
+    let _ = write!(name, " #{}", dialog.cid);
+    name.push_str(" from ");
+    name.push_str(peer);
+    name
 }
 
 /// Runs one handler to its end, a peer's cancel or the connection's loss,
