@@ -5,7 +5,7 @@
 //! - an instrumented await outside any tracked task;
 //! - a tracked spawn on a 1- and a 2-thread executor, against `spawn`;
 //! - capturing and rendering 10,000 parked tasks three spans deep, as
-//!   text and as JSON.
+//!   text and as JSON, alone and as the root's gathered dump.
 
 mod common;
 
@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::{header, measure, Stats};
 use smol::future;
+use smol_devx::msg::ActorUid;
+use smol_devx::stack_on_sig::ActorDump;
 use smol_devx::task::{self, Instrument, TaskTree};
 
 /// Pending once (waking itself), then ready: an await that takes two
@@ -257,7 +259,15 @@ fn dump_benches() {
     // ~6 us, so a dump that faults its ~4 MiB in afresh (a program's
     // first) takes several ms more.
     drop((text, json));
-    let dumps: [(&str, &dyn Fn()); 5] = [
+    // The root's gathered dump of a tree whose one actor holds the 10k.
+    let gathered = ActorDump {
+        actor: ActorUid::new("root", "bench"),
+        pid: std::process::id(),
+        tasks: Some(tree.clone()),
+        missing: None,
+        children: Vec::new(),
+    };
+    let dumps: [(&str, &dyn Fn()); 7] = [
         ("capture 10k parked tasks, 3 spans deep", &|| {
             black_box(TaskTree::capture());
         }),
@@ -272,6 +282,12 @@ fn dump_benches() {
         }),
         ("of which render as JSON", &|| {
             black_box(tree.to_json());
+        }),
+        ("gathered dump of those, as text", &|| {
+            black_box(gathered.to_string());
+        }),
+        ("gathered dump of those, as JSON", &|| {
+            black_box(gathered.to_json());
         }),
     ];
     for (what, dump) in dumps {

@@ -84,30 +84,72 @@ impl ActorDump {
         out
     }
 
-    fn write(&self, f: &mut fmt::Formatter<'_>, depth: usize) -> fmt::Result {
+    /// The dump as JSON, what `serde_json` makes of it: the task trees
+    /// are written by [`TaskTree::to_json`]'s writer, four times faster
+    /// than through `serde_json` (the rest is small), into one buffer.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        task::into_string(out)
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"actor\":");
+        out.extend_from_slice(small_json(&self.actor).as_bytes());
+        out.extend_from_slice(b",\"pid\":");
+        out.extend_from_slice(self.pid.to_string().as_bytes());
+        out.extend_from_slice(b",\"tasks\":");
+        match &self.tasks {
+            Some(tasks) => tasks.write_json(out),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"missing\":");
+        out.extend_from_slice(small_json(&self.missing).as_bytes());
+        out.extend_from_slice(b",\"children\":[");
+        for (i, child) in self.children.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            child.write_json(out);
+        }
+        out.extend_from_slice(b"]}");
+    }
+
+    /// Each actor's header, its tree written straight into the buffer
+    /// at its depth: through `core::fmt` line by line, the gathered text
+    /// of a 10k-task actor took twice as long as its own dump.
+    fn write_text(&self, out: &mut Vec<u8>, depth: usize) {
         let pad = "  ".repeat(depth);
-        write!(f, "{pad}actor {} pid {}", self.actor, self.pid)?;
+        let head = format!("{pad}actor {} pid {}", self.actor, self.pid);
+        out.extend_from_slice(head.as_bytes());
         match (&self.tasks, &self.missing) {
             (Some(tasks), _) => {
-                writeln!(f, ": {} tasks", tasks.len())?;
-                for line in tasks.to_text().lines() {
-                    writeln!(f, "{pad}  {line}")?;
-                }
+                out.extend_from_slice(format!(": {} tasks\n", tasks.len()).as_bytes());
+                tasks.write_text(out, depth + 1);
             }
-            (None, why) => writeln!(f, ": MISSING ({})", why.as_deref().unwrap_or("?"))?,
+            (None, why) => {
+                let why = why.as_deref().unwrap_or("?");
+                out.extend_from_slice(format!(": MISSING ({why})\n").as_bytes());
+            }
         }
         for child in &self.children {
-            child.write(f, depth + 1)?;
+            child.write_text(out, depth + 1);
         }
-        Ok(())
     }
+}
+
+/// A small part of a dump, through `serde_json`.
+fn small_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).expect("plain data")
 }
 
 impl fmt::Display for ActorDump {
     /// Each actor's header, its tasks indented under it, its children
     /// indented under those.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.write(f, 0)
+        let mut out = Vec::new();
+        self.write_text(&mut out, 0);
+        f.write_str(&task::into_string(out))
     }
 }
 
@@ -273,7 +315,7 @@ async fn on_signal() {
         }
     }
     if actor.is_root() {
-        let dump = gather(&actor, GATHER_BUDGET).await;
+        let dump = gather_with(&actor, GATHER_BUDGET, Some(tree)).await;
         let actors = dump.actors();
         let missing = actors.iter().filter(|a| a.tasks.is_none()).count();
         append_log(&format!(
@@ -281,9 +323,7 @@ async fn on_signal() {
             actors.len(),
         ));
         let json = json_path(pid);
-        let written = serde_json::to_vec(&dump)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| write_private(&json, &bytes));
+        let written = write_private(&json, dump.to_json().as_bytes());
         match written {
             Ok(()) => eprintln!(
                 "smol-devx: gathered task trees of {} actors ({missing} missing) in {} and {}",
@@ -299,6 +339,12 @@ async fn on_signal() {
 /// This actor's tree with those of its descendants, asked for over IPC;
 /// a child that does not answer within `budget` is marked missing.
 pub async fn gather(actor: &Actor, budget: Duration) -> ActorDump {
+    gather_with(actor, budget, None).await
+}
+
+/// [`gather`], with this actor's own tree when it is already captured
+/// (the root's signal handler just dumped it).
+async fn gather_with(actor: &Actor, budget: Duration, own: Option<TaskTree>) -> ActorDump {
     let child_budget = budget * 3 / 4;
     let asks: Vec<_> = actor
         .children()
@@ -334,7 +380,7 @@ pub async fn gather(actor: &Actor, budget: Duration) -> ActorDump {
             })
         })
         .collect();
-    let tasks = TaskTree::capture();
+    let tasks = own.unwrap_or_else(TaskTree::capture);
     let mut children = Vec::with_capacity(asks.len());
     for ask in asks {
         children.push(ask.await);
@@ -382,6 +428,32 @@ mod tests {
             missing: None,
             children,
         }
+    }
+
+    #[test]
+    fn json_and_text_of_a_dump_are_those_of_serde_json_and_of_each_tree() {
+        let mut quiet = actor("quiet \"one\"", 4, 0, vec![]);
+        quiet.tasks = None;
+        quiet.missing = Some("no reply within 1.5s".into());
+        let dump = actor("root", 1, 3, vec![actor("child", 2, 2, vec![quiet])]);
+        assert_eq!(dump.to_json(), serde_json::to_string(&dump).unwrap());
+        let back: ActorDump = serde_json::from_str(&dump.to_json()).unwrap();
+        assert_eq!(back, dump);
+        let text = dump.to_string();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("actor ('root', 'u') pid 1: 3 tasks"));
+        let first_task = tree(3).to_text().lines().next().unwrap().to_owned();
+        assert_eq!(lines.next(), Some(format!("  {first_task}").as_str()));
+        assert!(
+            text.contains("\n  actor ('child', 'u') pid 2: 2 tasks\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(
+                "    actor ('quiet \"one\"', 'u') pid 4: MISSING (no reply within 1.5s)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -12,19 +12,44 @@ use super::tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
 
 /// The tree as text: one line per task and per open span.
 pub(super) fn text(tree: &TaskTree) -> String {
-    let lines = tree.tasks.len() + tree.spans.len();
-    let mut out = Out(Vec::with_capacity(96 * lines));
+    let mut out = Vec::with_capacity(text_size(tree));
+    write_text(tree, &mut out, 0);
+    into_string(out)
+}
+
+/// About the room the text of `tree` takes: reserved once, so a 10k-task
+/// dump is not copied as it grows.
+pub(super) fn text_size(tree: &TaskTree) -> usize {
+    96 * (tree.tasks.len() + tree.spans.len())
+}
+
+/// Appends the text of `tree` to `out`, every line indented `indent`
+/// levels more (a gathered dump nests each actor's tree).
+pub(super) fn write_text(tree: &TaskTree, out: &mut Vec<u8>, indent: usize) {
+    let mut out = Out { buf: out, indent };
     for task in &tree.tasks {
         out.task(task, tree.spans_of(task));
     }
-    out.into_string()
 }
 
 /// The tree as JSON, the shape of its derived `Serialize`.
 pub(super) fn json(tree: &TaskTree) -> String {
-    let mut out = Out(Vec::with_capacity(
-        256 * tree.tasks.len() + 48 * tree.spans.len() + 32,
-    ));
+    let mut out = Vec::with_capacity(json_size(tree));
+    write_json(tree, &mut out);
+    into_string(out)
+}
+
+/// About the room the JSON of `tree` takes.
+pub(super) fn json_size(tree: &TaskTree) -> usize {
+    256 * tree.tasks.len() + 48 * tree.spans.len() + 32
+}
+
+/// Appends the JSON of `tree` to `out`.
+pub(super) fn write_json(tree: &TaskTree, out: &mut Vec<u8>) {
+    let mut out = Out {
+        buf: out,
+        indent: 0,
+    };
     out.push("{\"tasks\":[");
     for (i, task) in tree.tasks.iter().enumerate() {
         if i > 0 {
@@ -44,23 +69,24 @@ pub(super) fn json(tree: &TaskTree) -> String {
         out.push("]");
     }
     out.push("}");
-    out.into_string()
 }
 
-/// The byte buffer both forms are written into.
-struct Out(Vec<u8>);
+/// Only whole `&str`s and ASCII digits go into these buffers: always
+/// valid, checked once (an ASCII fast path) rather than trusted.
+pub(crate) fn into_string(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
 
-impl Out {
+/// A byte buffer being written, and the extra indent of text lines.
+struct Out<'a> {
+    buf: &'a mut Vec<u8>,
+    indent: usize,
+}
+
+impl Out<'_> {
     #[inline]
     fn push(&mut self, s: &str) {
-        self.0.extend_from_slice(s.as_bytes());
-    }
-
-    /// Only whole `&str`s and ASCII digits went in: always valid, checked
-    /// once (an ASCII fast path) rather than trusted.
-    fn into_string(self) -> String {
-        String::from_utf8(self.0)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        self.buf.extend_from_slice(s.as_bytes());
     }
 
     fn num(&mut self, mut n: u64) {
@@ -86,7 +112,7 @@ impl Out {
             i -= 1;
             buf[i] = b'0' + n as u8;
         }
-        self.0.extend_from_slice(&buf[i..]);
+        self.buf.extend_from_slice(&buf[i..]);
     }
 
     /// `n` with `digits` decimals, zero-padded (`4`, 2 -> `04`).
@@ -123,7 +149,7 @@ impl Out {
 
     fn pad(&mut self, depth: usize) {
         const SPACES: &str = "                                ";
-        let mut left = 2 * depth;
+        let mut left = 2 * (self.indent + depth);
         while left > 0 {
             let step = left.min(SPACES.len());
             self.push(&SPACES[..step]);
@@ -198,7 +224,7 @@ impl Out {
 }
 
 /// The JSON form: fields in declaration order, as serde derives them.
-impl Out {
+impl Out<'_> {
     fn task_json(&mut self, t: &TaskEntry) {
         self.push("{\"id\":");
         self.num(t.id);
@@ -262,10 +288,10 @@ impl Out {
             .iter()
             .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
         if plain {
-            self.0.reserve(bytes.len() + 2);
-            self.0.push(b'"');
-            self.0.extend_from_slice(bytes);
-            self.0.push(b'"');
+            self.buf.reserve(bytes.len() + 2);
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(bytes);
+            self.buf.push(b'"');
             return;
         }
         self.push("\"");
@@ -282,16 +308,17 @@ impl Out {
                 0..=0x1f => 0,
                 _ => continue,
             };
-            self.0.extend_from_slice(&bytes[run..i]);
+            self.buf.extend_from_slice(&bytes[run..i]);
             run = i + 1;
             if short != 0 {
-                self.0.extend_from_slice(&[b'\\', short]);
+                self.buf.extend_from_slice(&[b'\\', short]);
             } else {
                 let (hi, lo) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
-                self.0.extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
+                self.buf
+                    .extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
             }
         }
-        self.0.extend_from_slice(&bytes[run..]);
+        self.buf.extend_from_slice(&bytes[run..]);
         self.push("\"");
     }
 }
@@ -300,22 +327,25 @@ impl Out {
 mod tests {
     use super::*;
 
+    fn written(f: impl FnOnce(&mut Out<'_>)) -> String {
+        let mut buf = Vec::new();
+        f(&mut Out {
+            buf: &mut buf,
+            indent: 0,
+        });
+        into_string(buf)
+    }
+
     #[test]
     fn numbers_print_in_decimal() {
         for n in [0, 7, 10, 99, 100, 101, 12_345, 1_000_000, u64::MAX] {
-            let mut t = Out(Vec::new());
-            t.num(n);
-            assert_eq!(t.into_string(), n.to_string());
+            assert_eq!(written(|t| t.num(n)), n.to_string());
         }
     }
 
     #[test]
     fn durations_read_like_a_person_writes_them() {
-        let h = |us| {
-            let mut t = Out(Vec::new());
-            t.human(us);
-            t.into_string()
-        };
+        let h = |us| written(|t| t.human(us));
         assert_eq!(
             [
                 h(0),
@@ -394,10 +424,8 @@ mod tests {
     fn every_single_character_escapes_as_serde_json_does() {
         for c in (0u32..0x800).filter_map(char::from_u32) {
             let s = c.to_string();
-            let mut out = Out(Vec::new());
-            out.string(&s);
             assert_eq!(
-                out.into_string(),
+                written(|out| out.string(&s)),
                 serde_json::to_string(&s).unwrap(),
                 "{c:?}"
             );

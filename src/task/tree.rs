@@ -182,6 +182,20 @@ impl TaskTree {
         render::text(self)
     }
 
+    /// Appends the text form to `out`, every line indented `indent`
+    /// levels more: a gathered dump nests each actor's tree without
+    /// copying it line by line.
+    pub(crate) fn write_text(&self, out: &mut Vec<u8>, indent: usize) {
+        out.reserve(render::text_size(self));
+        render::write_text(self, out, indent);
+    }
+
+    /// Appends the JSON form to `out`.
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        out.reserve(render::json_size(self));
+        render::write_json(self, out);
+    }
+
     /// The tree as JSON, with the same content as the text form.
     ///
     /// Written directly rather than through `serde_json` (four times
