@@ -14,7 +14,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    header, raw_ping_pong, raw_ping_pong_between_processes, serve_echo_if_asked, RawPingPong, Stats,
+    cpu_ns, header, raw_ping_pong, raw_ping_pong_between_processes, serve_echo_if_asked,
+    RawPingPong, Stats,
 };
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
@@ -28,7 +29,10 @@ fn task() -> TaskUid {
 
 /// `n` rounds of acquire then release: per round, the time to acquire
 /// and the time to acquire and release, in ns.
-async fn rounds(actor: Actor, n: usize) -> Result<(Vec<f64>, Vec<f64>), DebugError> {
+/// Also returns the CPU time (user, system) this subactor spent on them,
+/// in ns.
+async fn rounds(actor: Actor, n: usize) -> Result<(Vec<f64>, Vec<f64>, (f64, f64)), DebugError> {
+    let cpu_before = cpu_ns();
     let (mut acquire, mut both) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
         let start = Instant::now();
@@ -37,7 +41,9 @@ async fn rounds(actor: Actor, n: usize) -> Result<(Vec<f64>, Vec<f64>), DebugErr
         lock.release().await?;
         both.push(start.elapsed().as_nanos() as f64);
     }
-    Ok((acquire, both))
+    let cpu_after = cpu_ns();
+    let cpu = (cpu_after.0 - cpu_before.0, cpu_after.1 - cpu_before.1);
+    Ok((acquire, both, cpu))
 }
 
 async fn hold_forever(actor: Actor, _: ()) -> Result<(), DebugError> {
@@ -101,7 +107,7 @@ async fn paired(actor: Actor, pairs: usize) -> Result<Vec<(f64, f64)>, DebugErro
     let mut out = Vec::with_capacity(pairs);
     for _ in 0..pairs {
         let mut trips: Vec<f64> = (0..50).map(|_| raw.batch(4)).collect();
-        let (_, both) = rounds(actor.clone(), 50).await?;
+        let (_, both, _) = rounds(actor.clone(), 50).await?;
         trips.sort_by(f64::total_cmp);
         let mut both = both;
         both.sort_by(f64::total_cmp);
@@ -135,14 +141,24 @@ fn main() -> std::process::ExitCode {
             // `LOCK_BENCH_ROUNDS=30000` keeps the subactor busy long enough
             // to attach `perf` to it.
             let n = std::env::var("LOCK_BENCH_ROUNDS").map_or(2_000, |n| n.parse().expect("a count"));
+            let root_cpu = cpu_ns();
             let one = nursery.run_in_actor(ActorSpec::new("rounds"), &n).await?;
             nursery.join().await?;
-            let (acquire, both) = nursery.result::<(Vec<f64>, Vec<f64>)>(one)?;
+            let root_cpu = (cpu_ns().0 - root_cpu.0, cpu_ns().1 - root_cpu.1);
+            let (acquire, both, sub_cpu) = nursery.result::<(Vec<f64>, Vec<f64>, (f64, f64))>(one)?;
             // The first rounds connect to the root: leave them out.
             Stats::from_samples("uncontended acquire (subactor)", acquire[100..].to_vec()).report(Some(&raw));
             let both = Stats::from_samples("uncontended acquire + release (subactor)", both[100..].to_vec());
             both.report(Some(&two_raw));
             println!("  = {:.0} grants/s for one requester", 1e9 / both.median_ns());
+            let per = |ns: f64| ns / n as f64 / 1e3;
+            println!(
+                "  CPU per acquire + release: subactor {:.1} us user + {:.1} us system, root {:.1} + {:.1} (its spawn of the subactor included)",
+                per(sub_cpu.0),
+                per(sub_cpu.1),
+                per(root_cpu.0),
+                per(root_cpu.1)
+            );
             // `LOCK_BENCH_ONLY_ONE=1`: stop here, so that a profiler of the
             // root (callgrind writes at exit) sees only this phase.
             if std::env::var_os("LOCK_BENCH_ONLY_ONE").is_some() {
@@ -188,7 +204,7 @@ fn main() -> std::process::ExitCode {
             let (grants_after, out_of_order) = Lock::root().grant_stats();
             let mut waits = Vec::new();
             for child in children {
-                waits.extend(nursery.result::<(Vec<f64>, Vec<f64>)>(child)?.0);
+                waits.extend(nursery.result::<(Vec<f64>, Vec<f64>, (f64, f64))>(child)?.0);
             }
             let waits = Stats::from_samples("16 contenders: wait for a grant", waits);
             println!(

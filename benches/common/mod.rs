@@ -105,6 +105,21 @@ pub fn measure(name: &str, batch: u32, samples: usize, mut op: impl FnMut()) -> 
     Stats::from_samples(name, per_op)
 }
 
+/// CPU time this process has used so far, user and system, in ns (all
+/// threads): what a phase costs besides its wall time.
+#[allow(unsafe_code)]
+pub fn cpu_ns() -> (f64, f64) {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one rusage into the pointer it is given,
+    // which points to enough zeroed memory for one.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    assert_eq!(rc, 0, "getrusage");
+    // SAFETY: filled by the successful call above (and zeroed before).
+    let usage = unsafe { usage.assume_init() };
+    let ns = |t: libc::timeval| t.tv_sec as f64 * 1e9 + t.tv_usec as f64 * 1e3;
+    (ns(usage.ru_utime), ns(usage.ru_stime))
+}
+
 /// Cores of this machine, for the report header.
 pub fn header(bench: &str) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
