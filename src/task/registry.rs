@@ -55,6 +55,7 @@ struct SpanStack {
 }
 
 /// Whether two span lists render the same: same labels, same nesting.
+#[inline]
 fn same_shape(a: &[SpanRec], b: &[SpanRec]) -> bool {
     // One span, the usual case of a loop awaiting one labelled call: no
     // nesting to compare.
@@ -621,8 +622,11 @@ pub(crate) fn leave_span(span: u32, prev: u32, close: bool) {
 }
 
 /// Closes `span` of `task`, when that task is the one polled here (a
-/// span's future dropped elsewhere leaves with its task).
-#[inline]
+/// span's future dropped elsewhere leaves with its task). Only a future
+/// dropped mid-flight gets here: out of line, so the check before it
+/// inlines wherever an instrumented future is dropped.
+#[cold]
+#[inline(never)]
 pub(crate) fn close_span(task: u64, span: u32) {
     let here = HERE.with(|h| {
         let here = h.task.get() == task;
@@ -636,7 +640,7 @@ pub(crate) fn close_span(task: u64, span: u32) {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn remove(span: u32) {
     STACK.with(|s| {
         let Ok(mut spans) = s.try_borrow_mut() else {
@@ -645,10 +649,19 @@ fn remove(span: u32) {
         // Nearly always the last one: spans close innermost first.
         if spans.last().is_some_and(|s| s.id == span) {
             spans.pop();
-        } else if let Some(i) = spans.iter().rposition(|s| s.id == span) {
-            spans.remove(i);
+        } else {
+            remove_inner(&mut spans, span);
         }
     })
+}
+
+/// A span closed before one opened after it (a future of a `join`).
+#[cold]
+#[inline(never)]
+fn remove_inner(spans: &mut Vec<SpanRec>, span: u32) {
+    if let Some(i) = spans.iter().rposition(|s| s.id == span) {
+        spans.remove(i);
+    }
 }
 
 #[cfg(test)]

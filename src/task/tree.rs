@@ -616,6 +616,30 @@ mod tests {
     }
 
     #[test]
+    fn nested_spans_dropped_mid_flight_leave_none_behind() {
+        let (step_tx, step_rx) = async_channel::bounded::<()>(1);
+        let mut task = Box::pin(track("nested-drop-span-test", async move {
+            let mut nested = Box::pin(
+                future::pending::<()>()
+                    .instrument("inner")
+                    .instrument("outer"),
+            );
+            assert!(future::poll_once(&mut nested).await.is_none());
+            step_rx.recv().await.unwrap();
+            drop(nested);
+            step_rx.recv().await.unwrap();
+        }));
+        assert!(future::block_on(future::poll_once(&mut task)).is_none());
+        assert_eq!(
+            spans_of("nested-drop-span-test"),
+            [span("outer", 0, false), span("inner", 1, true)]
+        );
+        step_tx.try_send(()).unwrap();
+        assert!(future::block_on(future::poll_once(&mut task)).is_none());
+        assert_eq!(spans_of("nested-drop-span-test"), []);
+    }
+
+    #[test]
     fn a_task_dropped_mid_span_leaves_nothing() {
         let mut task = Box::pin(track(
             "doomed-span-test",
