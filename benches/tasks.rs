@@ -3,7 +3,8 @@
 //! - an instrumented await inside a tracked task (ready at the first
 //!   poll, and ready at the second), against the bare await;
 //! - an instrumented await outside any tracked task;
-//! - a tracked spawn on a 1- and a 2-thread executor, against `spawn`;
+//! - a tracked spawn on a 1- and a 2-thread executor, against `spawn`,
+//!   both from a tracked task;
 //! - capturing and rendering 10,000 parked tasks three spans deep, as
 //!   text and as JSON, alone and as the root's gathered dump.
 
@@ -172,10 +173,11 @@ fn await_benches() {
 const SPAWNS: u32 = 1_000;
 
 /// Spawns `SPAWNS` empty tasks (tracked or not) on `ex` and awaits
-/// them; ns per spawn.
+/// them; ns per spawn. The spawner is a tracked task in both forms, as
+/// every task of an actor is.
 fn spawns(ex: &smol::Executor<'_>, tracked: bool) -> f64 {
     let start = Instant::now();
-    future::block_on(ex.run(async {
+    future::block_on(ex.run(task::track("spawner", async {
         let mut tasks = Vec::with_capacity(SPAWNS as usize);
         for i in 0..SPAWNS {
             tasks.push(if tracked {
@@ -187,7 +189,7 @@ fn spawns(ex: &smol::Executor<'_>, tracked: bool) -> f64 {
         for t in tasks {
             black_box(t.await);
         }
-    }));
+    })));
     start.elapsed().as_nanos() as f64 / f64::from(SPAWNS)
 }
 

@@ -185,6 +185,7 @@ thread_local! {
             current: Cell::new(0),
             next: Cell::new(0),
             dirty: Cell::new(false),
+            since: Cell::new(0),
         }
     };
     /// The open spans of the task this thread polls.
@@ -200,6 +201,11 @@ struct Here {
     next: Cell<u32>,
     /// Whether a span opened or closed during this poll.
     dirty: Cell<bool>,
+    /// [`now_ns`] when the poll of `task` began (0: not known): the
+    /// birth time of the tasks it spawns, which spares a clock read per
+    /// spawn. The clock's grain is a few milliseconds, coarser than most
+    /// polls.
+    since: Cell<u64>,
 }
 
 /// The registry's clock, in nanoseconds: the kernel's coarse monotonic
@@ -223,8 +229,19 @@ fn now_ns() -> u64 {
     if rc != 0 {
         return 0;
     }
-    let ns = i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
-    u64::try_from(ns).unwrap_or(0)
+    // Never negative: the clock counts from boot.
+    let (secs, nanos) = (u64::try_from(t.tv_sec), u64::try_from(t.tv_nsec));
+    secs.unwrap_or(0) * 1_000_000_000 + nanos.unwrap_or(0)
+}
+
+/// When a task born now was born: the spawning task's poll start, or
+/// the clock outside a tracked poll.
+#[inline]
+fn birth_time() -> u64 {
+    match HERE.with(|h| h.since.get()) {
+        0 => now_ns(),
+        since => since,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -400,7 +417,7 @@ pub fn track<F: Future>(name: impl Into<Cow<'static, str>>, fut: F) -> Tracked<F
         name: name.into(),
         parent: current_id(),
         site: Location::caller(),
-        now: now_ns(),
+        now: birth_time(),
     });
     Tracked {
         node,
@@ -460,7 +477,7 @@ pin_project_lite::pin_project! {
             if this.fut.is_some() {
                 // Destructors of a task dropped mid-flight run as that
                 // task, so spans they close are found.
-                let _frame = Entered::enter(this.node, this.stack);
+                let _frame = Entered::enter(this.node, this.stack, 0);
                 this.fut.set(None);
             }
             if let Some(slot) = this.slot.take() {
@@ -479,19 +496,21 @@ pin_project_lite::pin_project! {
 struct Entered<'a> {
     node: &'a Node,
     stack: &'a mut SpanStack,
-    saved: (u64, u32, u32, bool),
+    saved: (u64, u32, u32, bool, u64),
     saved_spans: Vec<SpanRec>,
 }
 
 impl<'a> Entered<'a> {
     #[inline]
-    fn enter(node: &'a Node, stack: &'a mut SpanStack) -> Self {
+    /// `since`: when this poll began (0 for a destructor's run).
+    fn enter(node: &'a Node, stack: &'a mut SpanStack, since: u64) -> Self {
         let saved = HERE.with(|h| {
             (
                 h.task.replace(node.id),
                 h.current.replace(0),
                 h.next.replace(stack.next),
                 h.dirty.replace(false),
+                h.since.replace(since),
             )
         });
         let spans = std::mem::take(&mut stack.spans);
@@ -508,10 +527,11 @@ impl<'a> Entered<'a> {
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        let (task, current, next, dirty) = self.saved;
+        let (task, current, next, dirty, since) = self.saved;
         let (next, dirty) = HERE.with(|h| {
             h.task.set(task);
             h.current.set(current);
+            h.since.set(since);
             (h.next.replace(next), h.dirty.replace(dirty))
         });
         let spans = STACK.with(|s| s.replace(std::mem::take(&mut self.saved_spans)));
@@ -544,7 +564,7 @@ impl<F: Future> Future for Tracked<F> {
         node.since_ns.store(start, Relaxed);
         node.polling.store(true, Relaxed);
         let out = {
-            let _frame = Entered::enter(node, this.stack);
+            let _frame = Entered::enter(node, this.stack, start);
             let fut = this
                 .fut
                 .as_mut()
