@@ -300,11 +300,15 @@ async fn on_signal() {
         .as_ref()
         .map_or_else(|| "this process".to_owned(), |a| a.uid().to_string());
     let tree = TaskTree::capture();
-    let text = format!(
-        "--- smol-devx: tasks of {who} pid {pid} (SIGUSR1, unix time {}) ---\n{}--- end of tasks of {who} pid {pid} ---\n",
-        unix_time(),
-        tree.to_text()
-    );
+    // Header, tree and footer in one buffer: one write to each file.
+    let mut text = format!(
+        "--- smol-devx: tasks of {who} pid {pid} (SIGUSR1, unix time {}) ---\n",
+        unix_time()
+    )
+    .into_bytes();
+    tree.write_text(&mut text, 0);
+    text.extend_from_slice(format!("--- end of tasks of {who} pid {pid} ---\n").as_bytes());
+    let text = task::into_string(text);
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
     append_log(&text);
     let Some(actor) = actor else { return };
