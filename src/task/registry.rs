@@ -576,6 +576,15 @@ impl<F: Future> Future for Tracked<F> {
             }
             out
         };
+        if out.is_ready() {
+            // Finished tasks leave now, not when the executor drops them;
+            // their figures are never read again, so the clock is not
+            // read for them either.
+            if let Some(slot) = this.slot.take() {
+                deregister(&slot);
+            }
+            return out;
+        }
         let end = now_ns();
         node.busy_ns.store(
             node.busy_ns.load(Relaxed) + end.saturating_sub(start),
@@ -584,12 +593,6 @@ impl<F: Future> Future for Tracked<F> {
         node.polls.store(node.polls.load(Relaxed) + 1, Relaxed);
         node.since_ns.store(end, Relaxed);
         node.polling.store(false, Relaxed);
-        if out.is_ready() {
-            // Finished tasks leave now, not when the executor drops them.
-            if let Some(slot) = this.slot.take() {
-                deregister(&slot);
-            }
-        }
         out
     }
 }
