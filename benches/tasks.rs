@@ -196,6 +196,16 @@ fn spawns(ex: &smol::Executor<'_>, tracked: bool) -> f64 {
 /// Spawn + join on an executor run by `threads` threads (the spawning one
 /// included).
 fn spawn_benches() {
+    if let Ok(form) = std::env::var("TASKS_BENCH_PROFILE_SPAWN") {
+        // For callgrind, as the await forms: TASKS_BENCH_ROUNDS x 1,000
+        // spawns on one thread, `bare` or `tracked`.
+        let rounds: u32 = std::env::var("TASKS_BENCH_ROUNDS").map_or(100, |r| r.parse().unwrap());
+        let ex = smol::Executor::new();
+        for _ in 0..rounds {
+            spawns(&ex, form == "tracked");
+        }
+        return;
+    }
     for threads in [1, 2] {
         let ex = smol::Executor::new();
         let (stop, stopped) = async_channel::bounded::<()>(1);

@@ -149,7 +149,7 @@ const SHARDS: usize = 64;
 #[derive(Default)]
 struct Shard {
     slots: Vec<Option<Arc<Node>>>,
-    free: Vec<usize>,
+    free: Vec<u32>,
     /// Records of finished tasks, reused by the next tasks: a spawn then
     /// allocates nothing here, and a record is never freed by a thread
     /// other than the one that made it, which glibc's malloc makes slow.
@@ -268,11 +268,12 @@ pub fn is_polling(id: u64) -> bool {
         .is_some_and(|n| n.polling.load(Relaxed))
 }
 
-/// Where a registered task sits in the registry.
-struct Slot {
-    shard: usize,
-    index: usize,
-}
+/// Where a registered task sits in its shard (the shard follows from
+/// its id). Small on purpose: it lives in every tracked future, which
+/// executors allocate per task, and a smaller task stays in glibc's
+/// cheaper small-chunk bins.
+#[derive(Clone, Copy)]
+struct Slot(u32);
 
 /// What a new task's record says; the rest starts at zero.
 struct Birth {
@@ -331,21 +332,21 @@ fn register(birth: Birth) -> (Arc<Node>, Slot) {
     };
     let index = match s.free.pop() {
         Some(index) => {
-            s.slots[index] = Some(node.clone());
+            s.slots[index as usize] = Some(node.clone());
             index
         }
         None => {
             s.slots.push(Some(node.clone()));
-            s.slots.len() - 1
+            u32::try_from(s.slots.len() - 1).expect("fewer than 2^32 tasks per shard")
         }
     };
-    (node, Slot { shard, index })
+    (node, Slot(index))
 }
 
-fn deregister(slot: &Slot) {
-    let mut s = lock(&REGISTRY[slot.shard].0);
-    let node = s.slots[slot.index].take();
-    s.free.push(slot.index);
+fn deregister(id: u64, slot: Slot) {
+    let mut s = lock(&REGISTRY[id as usize % SHARDS].0);
+    let node = s.slots[slot.0 as usize].take();
+    s.free.push(slot.0);
     if s.spare.len() < SPARES {
         s.spare.extend(node);
     }
@@ -422,7 +423,7 @@ pub fn track<F: Future>(name: impl Into<Cow<'static, str>>, fut: F) -> Tracked<F
     Tracked {
         node,
         slot: Some(slot),
-        stack: SpanStack::default(),
+        stack: None,
         fut: Some(fut),
     }
 }
@@ -466,7 +467,9 @@ pin_project_lite::pin_project! {
         node: Arc<Node>,
         // `None` once the task left the registry.
         slot: Option<Slot>,
-        stack: SpanStack,
+        // Made at the first span the task opens: most tasks open none,
+        // and a smaller future is a cheaper task allocation.
+        stack: Option<Box<SpanStack>>,
         #[pin]
         fut: Option<F>,
     }
@@ -481,7 +484,7 @@ pin_project_lite::pin_project! {
                 this.fut.set(None);
             }
             if let Some(slot) = this.slot.take() {
-                deregister(&slot);
+                deregister(this.node.id, slot);
             }
         }
     }
@@ -495,7 +498,7 @@ pin_project_lite::pin_project! {
 /// them, none when the task has no spans left.
 struct Entered<'a> {
     node: &'a Node,
-    stack: &'a mut SpanStack,
+    stack: &'a mut Option<Box<SpanStack>>,
     saved: (u64, u32, u32, bool, u64),
     saved_spans: Vec<SpanRec>,
 }
@@ -503,17 +506,20 @@ struct Entered<'a> {
 impl<'a> Entered<'a> {
     #[inline]
     /// `since`: when this poll began (0 for a destructor's run).
-    fn enter(node: &'a Node, stack: &'a mut SpanStack, since: u64) -> Self {
+    fn enter(node: &'a Node, stack: &'a mut Option<Box<SpanStack>>, since: u64) -> Self {
+        let (spans, next) = match stack {
+            Some(stack) => (std::mem::take(&mut stack.spans), stack.next),
+            None => (Vec::new(), 0),
+        };
         let saved = HERE.with(|h| {
             (
                 h.task.replace(node.id),
                 h.current.replace(0),
-                h.next.replace(stack.next),
+                h.next.replace(next),
                 h.dirty.replace(false),
                 h.since.replace(since),
             )
         });
-        let spans = std::mem::take(&mut stack.spans);
         let saved_spans = STACK.with(|s| s.replace(spans));
         Self {
             node,
@@ -535,7 +541,11 @@ impl Drop for Entered<'_> {
             (h.next.replace(next), h.dirty.replace(dirty))
         });
         let spans = STACK.with(|s| s.replace(std::mem::take(&mut self.saved_spans)));
-        let stack = &mut *self.stack;
+        if self.stack.is_none() && spans.capacity() == 0 {
+            // No span ever opened: nothing to keep or publish.
+            return;
+        }
+        let stack = &mut **self.stack.get_or_insert_with(Box::default);
         (stack.spans, stack.next) = (spans, next);
         if !dirty {
             return;
@@ -581,7 +591,7 @@ impl<F: Future> Future for Tracked<F> {
             // their figures are never read again, so the clock is not
             // read for them either.
             if let Some(slot) = this.slot.take() {
-                deregister(&slot);
+                deregister(this.node.id, slot);
             }
             return out;
         }
