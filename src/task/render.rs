@@ -90,6 +90,12 @@ impl Out<'_> {
     }
 
     fn num(&mut self, mut n: u64) {
+        // Depths, leaf counts and poll counts are mostly one digit: one
+        // byte, where the general path ends in a copy of variable length.
+        if n < 10 {
+            self.buf.push(b'0' + n as u8);
+            return;
+        }
         // Two digits per division: a dump prints ~5 numbers per task.
         const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
             2021222324252627282930313233343536373839\
