@@ -50,23 +50,11 @@ pub(super) fn write_json(tree: &TaskTree, out: &mut Vec<u8>) {
         buf: out,
         indent: 0,
     };
-    out.push("{\"tasks\":[");
-    for (i, task) in tree.tasks.iter().enumerate() {
-        if i > 0 {
-            out.push(",");
-        }
-        out.task_json(task);
-    }
-    out.push("]");
+    out.push("{\"tasks\":");
+    out.list(&tree.tasks, Out::task_json);
     if !tree.spans.is_empty() {
-        out.push(",\"spans\":[");
-        for (i, span) in tree.spans.iter().enumerate() {
-            if i > 0 {
-                out.push(",");
-            }
-            out.span_json(span);
-        }
-        out.push("]");
+        out.push(",\"spans\":");
+        out.list(&tree.spans, Out::span_json);
     }
     out.push("}");
 }
@@ -231,6 +219,18 @@ impl Out<'_> {
 
 /// The JSON form: fields in declaration order, as serde derives them.
 impl Out<'_> {
+    /// A JSON array of `items`, each written by `each`.
+    fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
+        self.push("[");
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(",");
+            }
+            each(self, item);
+        }
+        self.push("]");
+    }
+
     fn task_json(&mut self, t: &TaskEntry) {
         self.push("{\"id\":");
         self.num(t.id);
