@@ -504,8 +504,8 @@ struct Entered<'a> {
 }
 
 impl<'a> Entered<'a> {
-    #[inline]
     /// `since`: when this poll began (0 for a destructor's run).
+    #[inline]
     fn enter(node: &'a Node, stack: &'a mut Option<Box<SpanStack>>, since: u64) -> Self {
         let (spans, next) = match stack {
             Some(stack) => (std::mem::take(&mut stack.spans), stack.next),
