@@ -636,7 +636,8 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         let name = self.take(len)?;
         // Field and variant names are ASCII, and derived visitors match
         // them as bytes just as well: that spares a UTF-8 validation per
-        // key, a tenth of a lock message's decode. Other text goes the
+        // key (~1.5k instructions per lock dialog at the root, by
+        // callgrind of the lock bench). Other text goes the
         // `str` way, so invalid UTF-8 is refused as ciborium refuses it;
         // a visitor without `visit_bytes` errs, and ciborium decodes.
         if name.is_ascii() {

@@ -175,7 +175,8 @@ impl Lock {
                 state.queue.len()
             );
             // Made only for a request that waits: a free lock is taken
-            // without one, which was a tenth of the root's work per grant.
+            // without one (the channel cost the root ~2k of its ~46k
+            // instructions per grant).
             let (grant, granted) = bounded(1);
             state.queue.push_back(Waiter {
                 ticket,
