@@ -85,8 +85,9 @@ impl ActorDump {
     }
 
     /// The dump as JSON, what `serde_json` makes of it: the task trees
-    /// are written by [`TaskTree::to_json`]'s writer, four times faster
-    /// than through `serde_json` (the rest is small), into one buffer.
+    /// are written by [`TaskTree::to_json`]'s writer, three to four times
+    /// faster than through `serde_json` (the rest is small), into one
+    /// buffer.
     pub fn to_json(&self) -> String {
         let mut out = Vec::new();
         self.write_json(&mut out);

@@ -4,9 +4,9 @@
 //! makes a dozen small writes per line and formats integers through a
 //! generic padding path, which made the text of 10k tasks three times
 //! slower; `serde_json` escapes every key byte by byte and passes each
-//! token through `io::Write`, which made the JSON four times slower. The
-//! JSON written here is byte for byte what `serde_json` makes of the
-//! derived `Serialize` (a test holds the two together).
+//! token through `io::Write`, which made the JSON three to four times
+//! slower. The JSON written here is byte for byte what `serde_json` makes
+//! of the derived `Serialize` (a test holds the two together).
 
 use super::tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
 

@@ -77,7 +77,7 @@ impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
 
     // Always inlined: as a call of its own, saving and restoring
-    // registers was a fifth of a two-poll await's added instructions.
+    // registers was a sixth of a two-poll await's added instructions.
     #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let this = self.project();
