@@ -6,7 +6,8 @@
 //! - a tracked spawn on a 1- and a 2-thread executor, against `spawn`,
 //!   both from a tracked task;
 //! - capturing and rendering 10,000 parked tasks three spans deep, as
-//!   text and as JSON, alone and as the root's gathered dump.
+//!   text and as JSON, alone and as the root's gathered dump; and the
+//!   capture with the caches evicted first, as a program's dump meets it.
 
 mod common;
 
@@ -302,6 +303,21 @@ fn dump_benches() {
             black_box(gathered.to_json());
         }),
     ];
+    // What a program's dump meets: task records and buffers not in any
+    // cache. Evicting costs the same with or without the capture after
+    // it, so the pairs' difference is the cold capture alone.
+    let (mut plain, mut before_capture) = (vec![0u8; 8 << 20], vec![0u8; 8 << 20]);
+    ab(
+        "capture, 8 MiB of caches evicted first",
+        "capture",
+        || timed(|| evict(&mut plain)),
+        || {
+            timed(|| {
+                evict(&mut before_capture);
+                black_box(TaskTree::capture());
+            })
+        },
+    );
     for (what, dump) in dumps {
         let stats = measure(what, 1, 50, dump);
         let before = page_faults();
@@ -312,6 +328,22 @@ fn dump_benches() {
         stats.report(None);
         println!("{:<44} {faults} page faults per dump", "");
     }
+}
+
+/// Writes one byte per cache line of `buf`, pushing everything else out
+/// of the caches.
+fn evict(buf: &mut [u8]) {
+    for b in buf.iter_mut().step_by(64) {
+        *b = b.wrapping_add(1);
+    }
+    black_box(buf);
+}
+
+/// How long `op` takes, in ns.
+fn timed(op: impl FnOnce()) -> f64 {
+    let start = Instant::now();
+    op();
+    start.elapsed().as_nanos() as f64
 }
 
 /// Minor page faults of this process so far, from `/proc/self/stat`.
