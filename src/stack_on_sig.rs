@@ -330,12 +330,17 @@ async fn on_signal() {
         let json = json_path(pid);
         let written = write_private(&json, dump.to_json().as_bytes());
         match written {
-            Ok(()) => eprintln!(
-                "smol-devx: gathered task trees of {} actors ({missing} missing) in {} and {}",
-                actors.len(),
-                log_path(pid).display(),
-                json.display()
-            ),
+            // One write: `eprintln!` writes its pieces one by one, and the
+            // other actors' dumps on the same stderr landed between them.
+            Ok(()) => {
+                let line = format!(
+                    "smol-devx: gathered task trees of {} actors ({missing} missing) in {} and {}\n",
+                    actors.len(),
+                    log_path(pid).display(),
+                    json.display()
+                );
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
             Err(e) => log::error!("cannot write {}: {e}", json.display()),
         }
     }
