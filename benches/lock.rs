@@ -144,7 +144,8 @@ fn main() -> std::process::ExitCode {
             let root_cpu = cpu_ns();
             let one = nursery.run_in_actor(ActorSpec::new("rounds"), &n).await?;
             nursery.join().await?;
-            let root_cpu = (cpu_ns().0 - root_cpu.0, cpu_ns().1 - root_cpu.1);
+            let root_now = cpu_ns();
+            let root_cpu = (root_now.0 - root_cpu.0, root_now.1 - root_cpu.1);
             let (acquire, both, sub_cpu) = nursery.result::<(Vec<f64>, Vec<f64>, (f64, f64))>(one)?;
             // The first rounds connect to the root: leave them out.
             Stats::from_samples("uncontended acquire (subactor)", acquire[100..].to_vec()).report(Some(&raw));

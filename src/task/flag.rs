@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 /// A one-shot, many-waiter signal; clones share it.
@@ -34,8 +34,7 @@ struct Waiters {
 
 impl Inner {
     fn waiters(&self) -> MutexGuard<'_, Waiters> {
-        // Plain data: a panic elsewhere cannot leave it half-updated.
-        self.waiters.lock().unwrap_or_else(PoisonError::into_inner)
+        super::lock(&self.waiters)
     }
 }
 

@@ -19,3 +19,11 @@ pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
 pub(crate) use render::into_string;
 pub use span::{Instrument, Instrumented};
 pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
+
+/// Locks `m`, ignoring poisoning: the task machinery and the dialog
+/// mailboxes keep plain data under their locks (pushes, swaps, flags),
+/// which a panic elsewhere cannot leave half-written.
+#[inline]
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -24,11 +24,13 @@ use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
 
 use rustix::event::{epoll, eventfd, EventfdFlags};
 use rustix::io::Errno;
+
+use super::lock;
 
 /// Token of the eventfd in the epoll set; sockets get 1, 2, ...
 const WAKE_TOKEN: u64 = 0;
@@ -71,11 +73,6 @@ fn poller() -> Option<&'static Poller> {
             }
         })
         .as_ref()
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Plain data under each lock: a panic elsewhere leaves it consistent.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Poller {

@@ -30,9 +30,11 @@ use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+
+use super::lock;
 
 /// One live await span of a task: what it waits on and the span it was
 /// entered under (0: the task itself).
@@ -244,12 +246,6 @@ fn birth_time() -> u64 {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding these locks cannot leave them inconsistent
-    // (plain pushes and swaps), so poisoning is ignored.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The id of the tracked task running on this thread, if any.
 #[inline]
 pub fn current_id() -> Option<u64> {
@@ -366,9 +362,9 @@ pub(crate) fn live() -> usize {
 /// Turns every live task's state into a `T` with `make`, in no
 /// particular order. Shards are locked one at a time; `make` runs under
 /// its task's shard lock (and span lock), so it should only copy.
-pub(crate) fn snapshot<T>(mut make: impl FnMut(NodeView<'_>) -> T) -> Vec<T> {
+/// `live`: [`live`] as the caller already counted it (sizes the result).
+pub(crate) fn snapshot<T>(live: usize, mut make: impl FnMut(NodeView<'_>) -> T) -> Vec<T> {
     let now = now_ns();
-    let live = live();
     // Sized up front: growing a vector of 10k entries copies it ~14 times.
     let mut out = Vec::with_capacity(live + live / 8);
     for shard in &REGISTRY {
@@ -713,7 +709,7 @@ mod tests {
     }
 
     fn seen_all() -> Vec<Seen> {
-        snapshot(|v| Seen {
+        snapshot(live(), |v| Seen {
             id: v.id,
             name: v.name.clone(),
             parent: v.parent,

@@ -120,8 +120,9 @@ impl TaskTree {
     pub fn capture() -> TaskTree {
         // Room for every task's inline spans: pages never written are
         // never touched, while growing this list copied it ~13 times.
-        let mut spans = Vec::with_capacity(INLINE_SPANS * live());
-        let mut tasks = snapshot(|view| {
+        let live = live();
+        let mut spans = Vec::with_capacity(INLINE_SPANS * live);
+        let mut tasks = snapshot(live, |view| {
             let start = spans.len() as u32;
             push_spans(view.spans, &mut spans);
             entry(view, start..spans.len() as u32)
