@@ -125,28 +125,14 @@ impl TaskTree {
         let mut tasks = snapshot(live, |view| {
             let start = spans.len() as u32;
             push_spans(view.spans, &mut spans);
-            entry(view, start..spans.len() as u32)
-        });
-        arrange(&mut tasks);
-        // Spans in task order too: rendering then reads both lists front
-        // to back (in registry order it missed the cache once per task,
-        // half of a 10k-task text render).
-        let mut ordered = Vec::with_capacity(spans.len());
-        for task in &mut tasks {
-            let run = task.spans.start as usize..task.spans.end as usize;
-            let start = ordered.len() as u32;
-            ordered.extend_from_slice(spans.get(run).unwrap_or_default());
             // An empty range is always 0..0: what JSON reads back, since
             // it leaves empty ones out.
-            task.spans = match ordered.len() as u32 {
-                end if end == start => 0..0,
-                end => start..end,
-            };
-        }
-        TaskTree {
-            tasks,
-            spans: ordered,
-        }
+            let end = spans.len() as u32;
+            entry(view, if end == start { 0..0 } else { start..end })
+        });
+        arrange(&mut tasks);
+        let spans = in_task_order(&mut tasks, spans);
+        TaskTree { tasks, spans }
     }
 
     /// The open spans of `task`, an entry of this tree, depth first.
@@ -207,6 +193,35 @@ impl TaskTree {
     }
 }
 
+/// `spans` (the runs of `tasks`, in any order) in task order, with each
+/// task's range moved: rendering then reads both lists front to back (in
+/// registry order it missed the cache once per task, half of a 10k-task
+/// text render). Already so when the registry listed the tasks in tree
+/// order, as it lists a thread's tasks until it reuses slots: then
+/// nothing is copied.
+fn in_task_order(tasks: &mut [TaskEntry], spans: Vec<SpanEntry>) -> Vec<SpanEntry> {
+    let mut end = 0;
+    let in_order = tasks.iter().all(|t| {
+        let next = t.spans.is_empty() || t.spans.start == end;
+        end = end.max(t.spans.end);
+        next
+    });
+    if in_order && end as usize == spans.len() {
+        return spans;
+    }
+    let mut ordered = Vec::with_capacity(spans.len());
+    for task in tasks {
+        let run = task.spans.start as usize..task.spans.end as usize;
+        let start = ordered.len() as u32;
+        ordered.extend_from_slice(spans.get(run).unwrap_or_default());
+        task.spans = match ordered.len() as u32 {
+            end if end == start => 0..0,
+            end => start..end,
+        };
+    }
+    ordered
+}
+
 /// A task's entry, at depth 0 until [`arrange`] places it.
 fn entry(view: NodeView<'_>, spans: Range<u32>) -> TaskEntry {
     TaskEntry {
@@ -240,10 +255,14 @@ fn arrange(tasks: &mut [TaskEntry]) {
     // (parent id, child) in child id order; the sort is stable, so each
     // parent's children stay in spawn order. Walking both lists in step
     // then finds every parent without a search.
-    let mut by_parent: Vec<(u64, usize)> = by_id
-        .iter()
-        .filter_map(|&(_, i)| tasks[i].parent.map(|p| (p, i)))
-        .collect();
+    // Sized up front: collecting a filter grows the vector from empty,
+    // a dozen copies for 10k tasks.
+    let mut by_parent = Vec::with_capacity(n);
+    by_parent.extend(
+        by_id
+            .iter()
+            .filter_map(|&(_, i)| tasks[i].parent.map(|p| (p, i))),
+    );
     sort_by_key(&mut by_parent);
     let mut kids_of = vec![0..0; n];
     let mut has_parent = vec![false; n];
@@ -262,12 +281,14 @@ fn arrange(tasks: &mut [TaskEntry]) {
     // `order[k]`: the index of the task that goes to position `k`.
     let mut order = Vec::with_capacity(n);
     let mut placed = vec![false; n];
-    let mut todo: Vec<(usize, u32)> = by_id
-        .iter()
-        .rev()
-        .filter(|&&(_, i)| !has_parent[i])
-        .map(|&(_, i)| (i, 0))
-        .collect();
+    let mut todo = Vec::with_capacity(n);
+    todo.extend(
+        by_id
+            .iter()
+            .rev()
+            .filter(|&&(_, i)| !has_parent[i])
+            .map(|&(_, i)| (i, 0)),
+    );
     let mut leftovers = by_id.iter().map(|&(_, i)| i);
     loop {
         while let Some((i, depth)) = todo.pop() {
@@ -309,6 +330,11 @@ fn arrange(tasks: &mut [TaskEntry]) {
 /// process that spawned fewer than four million tasks). A comparison
 /// sort of 10k ids was a quarter of a capture's instructions.
 fn sort_by_key(pairs: &mut Vec<(u64, usize)>) {
+    // The registry lists a thread's tasks in spawn order until it reuses
+    // slots: the ids often come sorted.
+    if pairs.is_sorted_by_key(|&(k, _)| k) {
+        return;
+    }
     const BITS: u32 = 11;
     const MASK: u64 = (1 << BITS) - 1;
     let max = pairs.iter().map(|&(k, _)| k).max().unwrap_or(0);
@@ -496,6 +522,34 @@ mod tests {
         arrange(&mut cycle);
         let got: Vec<(u64, u32)> = cycle.iter().map(|t| (t.id, t.depth)).collect();
         assert_eq!(got, [(1, 0), (2, 1)]);
+    }
+
+    #[test]
+    fn spans_follow_their_tasks_into_task_order() {
+        let task = |id, spans: Range<u32>| TaskEntry {
+            spans,
+            ..bare(id, None)
+        };
+        let spans = ["b0", "a0", "a1", "c0"].map(|w| span(w, 0, true)).to_vec();
+        // Listed a, c, b; spans were captured b, a, c.
+        let mut tasks = [task(1, 1..3), task(3, 3..4), task(2, 0..1), task(4, 0..0)];
+        let ordered = in_task_order(&mut tasks, spans.clone());
+        let whats = |t: &TaskEntry| {
+            ordered[t.spans.start as usize..t.spans.end as usize]
+                .iter()
+                .map(|s| &*s.what)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(whats(&tasks[0]), ["a0", "a1"]);
+        assert_eq!(whats(&tasks[1]), ["c0"]);
+        assert_eq!(whats(&tasks[2]), ["b0"]);
+        assert_eq!(tasks[3].spans, 0..0);
+        let all: Vec<&str> = ordered.iter().map(|s| &*s.what).collect();
+        assert_eq!(all, ["a0", "a1", "c0", "b0"], "read front to back");
+        // Already in order: the same list back, ranges untouched.
+        let before = tasks.clone();
+        assert_eq!(in_task_order(&mut tasks, ordered.clone()), ordered);
+        assert_eq!(tasks, before);
     }
 
     #[test]
