@@ -175,10 +175,11 @@ const SPAWNS: u32 = 1_000;
 
 /// Spawns `SPAWNS` empty tasks (tracked or not) on `ex` and awaits
 /// them; ns per spawn. The spawner is a tracked task in both forms, as
-/// every task of an actor is.
-fn spawns(ex: &smol::Executor<'_>, tracked: bool) -> f64 {
+/// every task of an actor is. `help`: whether this thread runs `ex`'s
+/// tasks too, or leaves them all to the others.
+fn spawns(ex: &smol::Executor<'_>, tracked: bool, help: bool) -> f64 {
     let start = Instant::now();
-    future::block_on(ex.run(task::track("spawner", async {
+    let spawner = task::track("spawner", async {
         let mut tasks = Vec::with_capacity(SPAWNS as usize);
         for i in 0..SPAWNS {
             tasks.push(if tracked {
@@ -190,7 +191,12 @@ fn spawns(ex: &smol::Executor<'_>, tracked: bool) -> f64 {
         for t in tasks {
             black_box(t.await);
         }
-    })));
+    });
+    if help {
+        future::block_on(ex.run(spawner));
+    } else {
+        future::block_on(spawner);
+    }
     start.elapsed().as_nanos() as f64 / f64::from(SPAWNS)
 }
 
@@ -203,11 +209,13 @@ fn spawn_benches() {
         let rounds: u32 = std::env::var("TASKS_BENCH_ROUNDS").map_or(100, |r| r.parse().unwrap());
         let ex = smol::Executor::new();
         for _ in 0..rounds {
-            spawns(&ex, form == "tracked");
+            spawns(&ex, form == "tracked", true);
         }
         return;
     }
-    for threads in [1, 2] {
+    // The last: every task runs and ends on the other thread, the case
+    // where a record crosses cores each time.
+    for (threads, help) in [(1, true), (2, true), (2, false)] {
         let ex = smol::Executor::new();
         let (stop, stopped) = async_channel::bounded::<()>(1);
         std::thread::scope(|s| {
@@ -216,11 +224,16 @@ fn spawn_benches() {
                 let ex = &ex;
                 s.spawn(move || future::block_on(ex.run(stopped.recv())));
             }
+            let what = if help {
+                format!("spawn + join, {threads} thread(s)")
+            } else {
+                "spawn + join, run on the other thread".to_owned()
+            };
             ab(
-                &format!("spawn + join, {threads} thread(s)"),
+                &what,
                 "tracking",
-                || spawns(&ex, false),
-                || spawns(&ex, true),
+                || spawns(&ex, false, help),
+                || spawns(&ex, true, help),
             );
             drop(stop);
         });

@@ -87,6 +87,9 @@ pub(crate) struct Node {
     /// last one ended (while idle).
     since_ns: AtomicU64,
     polling: AtomicBool,
+    /// Set when another thread than the shard's own finished the task:
+    /// its slot waits in [`Returned`] and readers skip it.
+    ended: AtomicBool,
     /// Whether the task has open spans: when not, `spans` is stale and
     /// readers skip it.
     has_spans: AtomicBool,
@@ -163,6 +166,8 @@ struct Shard {
     /// allocates nothing here, and a record is never freed by a thread
     /// other than the one that made it, which glibc's malloc makes slow.
     spare: Vec<Arc<Node>>,
+    /// The list [`Returned`] slots were last taken back in.
+    back: Vec<u32>,
 }
 
 /// Spare records kept per shard: a thread's burst of this many live
@@ -171,17 +176,39 @@ struct Shard {
 /// freed ~940 records, +60 ns per spawn.)
 const SPARES: usize = 1024;
 
-/// A shard on a cache line of its own: neighbours locked by other
+/// A shard on cache lines of its own: neighbours locked by other
 /// threads do not slow it down.
 #[repr(align(128))]
-struct Padded(Mutex<Shard>);
+struct Padded {
+    shard: Mutex<Shard>,
+    returned: Returned,
+}
+
+/// Slots of a shard's tasks that other threads finished, for the
+/// shard's own thread to free when it next runs out of free slots. A
+/// task finished on another core then costs that core a push here, on a
+/// line of its own, instead of the shard's lock and tables, which
+/// bounced between the cores at every spawn and every finish.
+#[repr(align(128))]
+struct Returned {
+    slots: Mutex<Vec<u32>>,
+    /// Whether `slots` may hold any: read without taking its lock.
+    any: AtomicBool,
+}
 
 static REGISTRY: [Padded; SHARDS] = [const {
-    Padded(Mutex::new(Shard {
-        slots: Vec::new(),
-        free: Vec::new(),
-        spare: Vec::new(),
-    }))
+    Padded {
+        shard: Mutex::new(Shard {
+            slots: Vec::new(),
+            free: Vec::new(),
+            spare: Vec::new(),
+            back: Vec::new(),
+        }),
+        returned: Returned {
+            slots: Mutex::new(Vec::new()),
+            any: AtomicBool::new(false),
+        },
+    }
 }; SHARDS];
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -282,11 +309,11 @@ pub fn current_id() -> Option<u64> {
 /// registered).
 pub fn is_polling(id: u64) -> bool {
     REGISTRY.iter().any(|shard| {
-        lock(&shard.0)
+        lock(&shard.shard)
             .slots
             .iter()
             .flatten()
-            .find(|n| n.id == id)
+            .find(|n| n.id == id && !n.ended.load(Relaxed))
             .is_some_and(|n| n.polling.load(Relaxed))
     })
 }
@@ -299,8 +326,8 @@ pub fn is_polling(id: u64) -> bool {
 struct Slot(u32);
 
 impl Slot {
-    fn shard(self) -> &'static Mutex<Shard> {
-        &REGISTRY[(self.0 >> INDEX_BITS) as usize].0
+    fn shard(self) -> u32 {
+        self.0 >> INDEX_BITS
     }
 
     fn index(self) -> usize {
@@ -328,6 +355,7 @@ impl Node {
             busy_ns: AtomicU64::new(0),
             since_ns: AtomicU64::new(b.now),
             polling: AtomicBool::new(false),
+            ended: AtomicBool::new(false),
             has_spans: AtomicBool::new(false),
             spans: Mutex::new(Published::default()),
         }
@@ -345,13 +373,18 @@ impl Node {
         *self.busy_ns.get_mut() = 0;
         *self.since_ns.get_mut() = b.now;
         *self.polling.get_mut() = false;
+        *self.ended.get_mut() = false;
         *self.has_spans.get_mut() = false;
     }
 }
 
 fn register(birth: Birth) -> (Arc<Node>, Slot) {
     let shard = my_shard();
-    let mut s = lock(&REGISTRY[shard as usize].0);
+    let home = &REGISTRY[shard as usize];
+    let mut s = lock(&home.shard);
+    if s.free.is_empty() && home.returned.any.load(Relaxed) {
+        s.take_back(&home.returned);
+    }
     let node = match s.spare.pop() {
         Some(mut spare) => match Arc::get_mut(&mut spare) {
             Some(node) => {
@@ -378,12 +411,41 @@ fn register(birth: Birth) -> (Arc<Node>, Slot) {
     (node, Slot(shard << INDEX_BITS | index))
 }
 
-fn deregister(slot: Slot) {
-    let mut s = lock(slot.shard());
-    let node = s.slots[slot.index()].take();
-    s.free.push(slot.index() as u32);
-    if s.spare.len() < SPARES {
-        s.spare.extend(node);
+fn deregister(node: &Node, slot: Slot) {
+    let home = &REGISTRY[slot.shard() as usize];
+    if slot.shard() == my_shard() {
+        lock(&home.shard).free(slot.index() as u32);
+    } else {
+        node.ended.store(true, Relaxed);
+        lock(&home.returned.slots).push(slot.index() as u32);
+        home.returned.any.store(true, Relaxed);
+    }
+}
+
+impl Shard {
+    fn free(&mut self, index: u32) {
+        let node = self.slots[index as usize].take();
+        self.free.push(index);
+        if self.spare.len() < SPARES {
+            self.spare.extend(node);
+        }
+    }
+
+    /// Frees the slots that other threads returned. The two lists trade
+    /// places, so neither thread allocates once they have grown.
+    #[cold]
+    fn take_back(&mut self, returned: &Returned) {
+        let mut back = std::mem::take(&mut self.back);
+        {
+            let mut slots = lock(&returned.slots);
+            returned.any.store(false, Relaxed);
+            std::mem::swap(&mut back, &mut *slots);
+        }
+        for &index in &back {
+            self.free(index);
+        }
+        back.clear();
+        self.back = back;
     }
 }
 
@@ -392,8 +454,9 @@ pub(crate) fn live() -> usize {
     REGISTRY
         .iter()
         .map(|s| {
-            let s = lock(&s.0);
-            s.slots.len() - s.free.len()
+            let returned = lock(&s.returned.slots).len();
+            let shard = lock(&s.shard);
+            shard.slots.len() - shard.free.len() - returned
         })
         .sum()
 }
@@ -409,8 +472,17 @@ pub(crate) fn snapshot<T>(live: usize, mut make: impl FnMut(NodeView<'_>) -> T) 
     for shard in &REGISTRY {
         // Reading the records under the shard's lock spares a reference
         // count round trip per task; a shard holds 1/64th of the tasks.
-        let shard = lock(&shard.0);
+        let returned = &shard.returned;
+        let mut shard = lock(&shard.shard);
+        // Here too: a thread that spawned and ended may never come back
+        // for its tasks' slots.
+        if returned.any.load(Relaxed) {
+            shard.take_back(returned);
+        }
         for n in shard.slots.iter().flatten() {
+            if n.ended.load(Relaxed) {
+                continue;
+            }
             let published;
             let spans = if n.has_spans.load(Relaxed) {
                 published = lock(&n.spans);
@@ -519,7 +591,7 @@ pin_project_lite::pin_project! {
                 this.fut.set(None);
             }
             if let Some(slot) = this.slot.take() {
-                deregister(slot);
+                deregister(this.node, slot);
             }
         }
     }
@@ -626,7 +698,7 @@ impl<F: Future> Future for Tracked<F> {
             // their figures are never read again, so the clock is not
             // read for them either.
             if let Some(slot) = this.slot.take() {
-                deregister(slot);
+                deregister(this.node, slot);
             }
             return out;
         }
@@ -856,6 +928,36 @@ mod tests {
             smol::block_on(tx.send(())).unwrap();
         }
         smol::block_on(task);
+    }
+
+    #[test]
+    fn tasks_finished_on_another_thread_leave_and_give_their_slots_back() {
+        // On a thread of its own, so that it has a shard of its own.
+        std::thread::spawn(|| {
+            let shard = my_shard() as usize;
+            let mut ids = Vec::new();
+            for _ in 0..10 {
+                let tasks: Vec<_> = (0..100)
+                    .map(|i| track("finished-elsewhere", async move { i }))
+                    .collect();
+                ids = tasks.iter().map(|t| t.node.id).collect();
+                std::thread::spawn(move || {
+                    for t in tasks {
+                        smol::block_on(t);
+                    }
+                })
+                .join()
+                .unwrap();
+            }
+            // Spawns here took them back: without, the shard would hold
+            // 1,000 slots.
+            let slots = lock(&REGISTRY[shard].shard).slots.len();
+            assert!(slots <= 200, "{slots} slots");
+            let seen = seen_all();
+            assert!(ids.iter().all(|id| seen.iter().all(|v| v.id != *id)));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
