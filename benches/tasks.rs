@@ -267,12 +267,15 @@ fn dump_benches() {
         json.len() / 1024
     );
     if let Ok(what) = std::env::var("TASKS_BENCH_PROFILE_DUMP") {
-        // For `perf record`: one step only (capture, text, json), a while.
+        // For `perf record`: one step only (capture, text, json, or
+        // capture+text, capture+json), a while.
         let tree = TaskTree::capture();
         for _ in 0..300 {
             match what.as_str() {
                 "text" => drop(black_box(tree.to_text())),
                 "json" => drop(black_box(tree.to_json())),
+                "capture+text" => drop(black_box(TaskTree::capture().to_text())),
+                "capture+json" => drop(black_box(TaskTree::capture().to_json())),
                 _ => drop(black_box(TaskTree::capture())),
             }
         }
