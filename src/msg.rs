@@ -76,12 +76,57 @@ impl TaskUid {
 }
 
 /// `Arc<str>` fields as plain CBOR text, decoded with one allocation
-/// (serde's own `rc` impls go through a `Box<str>`: two).
+/// (serde's own `rc` impls go through a `Box<str>`: two), or none when
+/// the same text was decoded lately on this thread.
 mod shared_str {
+    use std::cell::RefCell;
     use std::fmt;
     use std::sync::Arc;
 
     use serde::{de, Deserializer, Serializer};
+
+    /// Texts this thread decoded lately, reused round-robin.
+    struct Recent {
+        texts: [Option<Arc<str>>; 8],
+        next: usize,
+    }
+
+    thread_local! {
+        /// Every lock message carries the same few names and uuids (the
+        /// asking actor's, its task's): one clone of a shared text each,
+        /// instead of an allocation, a copy and a free.
+        static RECENT: RefCell<Recent> = const {
+            RefCell::new(Recent {
+                texts: [const { None }; 8],
+                next: 0,
+            })
+        };
+    }
+
+    /// Longer texts are not kept: names and uuids are short.
+    const KEPT: usize = 64;
+
+    /// `v` as a shared text: a recent one when equal.
+    pub(super) fn shared(v: &str) -> Arc<str> {
+        if v.len() > KEPT {
+            return Arc::from(v);
+        }
+        RECENT
+            .try_with(|recent| {
+                let mut recent = recent.try_borrow_mut().ok()?;
+                if let Some(hit) = recent.texts.iter().flatten().find(|t| ***t == *v) {
+                    return Some(hit.clone());
+                }
+                let text: Arc<str> = Arc::from(v);
+                let at = recent.next;
+                recent.texts[at] = Some(text.clone());
+                recent.next = (at + 1) % recent.texts.len();
+                Some(text)
+            })
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Arc::from(v))
+    }
 
     pub(super) fn serialize<S: Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
         ser.serialize_str(s)
@@ -95,7 +140,7 @@ mod shared_str {
                 f.write_str("a string")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Arc<str>, E> {
-                Ok(Arc::from(v))
+                Ok(shared(v))
             }
         }
         // `string`, not `str`: ciborium refuses long text for `str`.
@@ -462,6 +507,24 @@ pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_decoded_again_are_shared_not_copied() {
+        let long = "x".repeat(100);
+        let uid = ActorUid::new("sub", long.as_str());
+        let bytes = crate::codec::encode_pld(&uid).unwrap();
+        let decode = || crate::codec::decode_pld::<ActorUid>(&bytes).unwrap();
+        let (a, b) = (decode(), decode());
+        assert_eq!(a, uid);
+        assert_eq!(b, uid);
+        assert!(Arc::ptr_eq(&a.name, &b.name), "a recent text is reused");
+        assert!(!Arc::ptr_eq(&a.uuid, &b.uuid), "long texts are not kept");
+        // Only equal texts are shared.
+        for i in 0..20 {
+            let other = format!("t{i}");
+            assert_eq!(&*shared_str::shared(&other), other);
+        }
+    }
 
     #[test]
     fn short_type_names() {
