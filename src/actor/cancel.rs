@@ -25,14 +25,13 @@
 //! }
 //! ```
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use smol::future::FutureExt;
 
-use crate::task::Flag;
+use crate::task::{Flag, IdMap};
 use crate::task_local;
 
 /// The entry was cancelled by its parent. Boxed for the trip up the tree
@@ -64,9 +63,9 @@ pub(crate) struct Token {
     listening: AtomicUsize,
 }
 
-static TOKENS: Mutex<Option<HashMap<u64, Arc<Token>>>> = Mutex::new(None);
+static TOKENS: Mutex<Option<IdMap<Arc<Token>>>> = Mutex::new(None);
 
-fn tokens() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Arc<Token>>>> {
+fn tokens() -> std::sync::MutexGuard<'static, Option<IdMap<Arc<Token>>>> {
     TOKENS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -82,7 +81,7 @@ impl Token {
             listening: AtomicUsize::new(0),
         });
         tokens()
-            .get_or_insert_with(HashMap::new)
+            .get_or_insert_with(IdMap::default)
             .insert(token.id, token.clone());
         Registered(token)
     }

@@ -1,7 +1,6 @@
 //! `Channel`: one authenticated connection carrying many dialogs,
 //! multiplexed by dialog id, with one reader task.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +12,7 @@ use crate::ipc::context::{Context, DialogError};
 use crate::ipc::mailbox::{mailbox, Mailbox, Poster};
 use crate::ipc::transport::{Stream, StreamReader};
 use crate::msg::{ActorUid, Cid, Msg, Pld};
-use crate::task::Flag;
+use crate::task::{Flag, IdMap};
 
 /// Which end of the connection this is: it decides the parity of the
 /// dialog ids this end opens, so both ends can open dialogs freely.
@@ -86,8 +85,8 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    dialogs: HashMap<Cid, Poster>,
-    cancels: HashMap<Cid, Flag>,
+    dialogs: IdMap<Poster>,
+    cancels: IdMap<Flag>,
     closed: Option<Arc<str>>,
 }
 

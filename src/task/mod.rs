@@ -5,6 +5,7 @@
 
 mod flag;
 mod home;
+mod ids;
 pub mod local;
 mod poller;
 mod registry;
@@ -14,6 +15,7 @@ mod tree;
 
 pub(crate) use flag::Flag;
 pub use home::block_on;
+pub(crate) use ids::IdMap;
 pub(crate) use poller::HomeIo;
 pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
 pub(crate) use render::into_string;

@@ -19,7 +19,6 @@
 //! driven by its own threads; their wakes reach the home thread through
 //! the eventfd.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;
@@ -30,7 +29,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use rustix::event::{epoll, eventfd, EventfdFlags};
 use rustix::io::Errno;
 
-use super::lock;
+use super::{lock, IdMap};
 
 /// Token of the eventfd in the epoll set; sockets get 1, 2, ...
 const WAKE_TOKEN: u64 = 0;
@@ -47,7 +46,7 @@ struct Slot {
 struct Poller {
     epoll: OwnedFd,
     wake: OwnedFd,
-    slots: Mutex<HashMap<u64, Arc<Slot>>>,
+    slots: Mutex<IdMap<Arc<Slot>>>,
     next_token: AtomicU64,
     /// The driving thread is in (or about to enter) a blocking wait.
     sleeping: AtomicBool,
