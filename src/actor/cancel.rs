@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use smol::future::FutureExt;
 
-use crate::task::{Flag, IdMap};
+use crate::task::{lock, Flag, IdMap};
 use crate::task_local;
 
 /// The entry was cancelled by its parent. Boxed for the trip up the tree
@@ -66,7 +66,7 @@ pub(crate) struct Token {
 static TOKENS: Mutex<Option<IdMap<Arc<Token>>>> = Mutex::new(None);
 
 fn tokens() -> std::sync::MutexGuard<'static, Option<IdMap<Arc<Token>>>> {
-    TOKENS.lock().unwrap_or_else(|e| e.into_inner())
+    lock(&TOKENS)
 }
 
 /// A registered token; leaves the registry when dropped.

@@ -5,6 +5,7 @@ use std::backtrace::Backtrace;
 
 use crate::ipc::DialogError;
 use crate::msg::{ActorUid, RemoteError};
+use crate::task::lock;
 
 /// Type name given to a panic's box.
 pub const PANIC_TYPE: &str = "panic";
@@ -70,7 +71,7 @@ static NAMERS: std::sync::Mutex<Vec<ErrorNamer>> = std::sync::Mutex::new(Vec::ne
 /// Registers a namer: higher layers (the debugger's `Quit`) name their
 /// errors this way without this layer knowing them.
 pub fn register_namer(namer: ErrorNamer) {
-    let mut namers = NAMERS.lock().unwrap_or_else(|e| e.into_inner());
+    let mut namers = lock(&NAMERS);
     if !namers.contains(&namer) {
         namers.push(namer);
     }
@@ -80,7 +81,7 @@ fn registered_name(err: &(dyn std::error::Error + 'static)) -> Option<&'static s
     if err.is::<super::cancel::Cancelled>() {
         return Some(CANCELLED_TYPE);
     }
-    let namers = NAMERS.lock().unwrap_or_else(|e| e.into_inner());
+    let namers = lock(&NAMERS);
     namers.iter().find_map(|namer| namer(err))
 }
 

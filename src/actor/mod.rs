@@ -51,7 +51,7 @@ use crate::codec::{encode_pld, Codec, PldSpec};
 use crate::ipc::auth::{client_handshake, new_token, new_uuid, server_handshake};
 use crate::ipc::{Addr, Channel, Context, Incoming, Listener, Side, Transport};
 use crate::msg::{ActorUid, Msg, Pld, RemoteError};
-use crate::task::{self, Instrument};
+use crate::task::{self, lock, Instrument};
 
 pub use nursery::{ActorSpec, ChildId, Nursery, Portal};
 
@@ -78,6 +78,8 @@ pub mod env {
 
     use std::sync::Mutex;
 
+    use crate::task::lock;
+
     static PASSED_ON: Mutex<Vec<(String, String)>> = Mutex::new(Vec::new());
 
     /// Sets `key=value` in the environment of every subactor this process
@@ -86,14 +88,14 @@ pub mod env {
     /// earlier one. This process's own environment is left alone:
     /// changing it while threads run is unsound in libc.
     pub fn pass_on(key: &str, value: &str) {
-        let mut vars = PASSED_ON.lock().unwrap_or_else(|e| e.into_inner());
+        let mut vars = lock(&PASSED_ON);
         vars.retain(|(k, _)| k != key);
         vars.push((key.to_owned(), value.to_owned()));
     }
 
     /// The variables given to [`pass_on`].
     pub(crate) fn passed_on() -> Vec<(String, String)> {
-        PASSED_ON.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        lock(&PASSED_ON).clone()
     }
 }
 
@@ -234,10 +236,7 @@ impl Actor {
 
     fn live_children(&self) -> std::sync::MutexGuard<'_, Vec<LiveChild>> {
         // Plain pushes and retains: a panic cannot leave it inconsistent.
-        self.inner
-            .children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.children)
     }
 
     fn remember_child(&self, child: LiveChild) {
@@ -766,11 +765,7 @@ async fn accept_loop(actor: Actor, listener: Listener) {
                 Side::Server,
                 inner.codec,
             );
-            let waiting = inner
-                .pending_spawns
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&*peer.uuid);
+            let waiting = lock(&inner.pending_spawns).remove(&*peer.uuid);
             match waiting {
                 Some(nursery) => {
                     let _ = nursery.send((chan, incoming)).await;

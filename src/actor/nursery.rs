@@ -17,7 +17,7 @@ use crate::codec::{encode_pld, CodecError, PldSpec};
 use crate::ipc::auth::new_uuid;
 use crate::ipc::{Channel, Context, DialogError, Transport};
 use crate::msg::{ActorUid, Cid, Msg, Pld, RemoteError};
-use crate::task::{self, Instrument};
+use crate::task::{self, lock, Instrument};
 
 /// How long a spawned child may take to connect back.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -220,11 +220,7 @@ impl Nursery {
         let inner = &self.actor.inner;
         let debug_mode = spec.debug_mode.unwrap_or(inner.debug_mode);
         let (connected_tx, connected_rx) = smol::channel::bounded(1);
-        inner
-            .pending_spawns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(uuid.clone(), connected_tx);
+        lock(&inner.pending_spawns).insert(uuid.clone(), connected_tx);
 
         let exe = std::env::current_exe().map_err(|e| self.fail("find the executable", e))?;
         let mut cmd = std::process::Command::new(exe);
@@ -275,11 +271,7 @@ impl Nursery {
         .await
         .flatten();
         let Some((chan, incoming)) = connected else {
-            inner
-                .pending_spawns
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&uuid);
+            lock(&inner.pending_spawns).remove(&uuid);
             let _ = kill(pid, rustix::process::Signal::KILL);
             return Err(self.fail(&format!("{uid} never connected"), "exited or timed out"));
         };

@@ -16,6 +16,7 @@ use async_channel::{bounded, Receiver, Sender};
 
 use super::DebugError;
 use crate::msg::{ActorUid, Cid, TaskUid};
+use crate::task::lock;
 
 /// Who holds, or waits for, the lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -140,7 +141,7 @@ impl Lock {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // Plain data; a panic elsewhere cannot leave it half-written.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// Waits for the lock, behind every earlier request.

@@ -11,7 +11,7 @@ use super::tty::lock_queue;
 use super::DebugError;
 use crate::actor::Actor;
 use crate::msg::{ActorUid, RemoteError, TaskUid};
-use crate::task::Instrument;
+use crate::task::{lock, Instrument};
 
 /// The user left a REPL with `q`: the paused task fails with this, and it
 /// propagates like any error (a parent sees it boxed as `Quit`).
@@ -269,17 +269,14 @@ static SKIP: std::sync::Mutex<Option<CrashFilter>> = std::sync::Mutex::new(None)
 /// smol_devx::debug::pause::skip_crash_repl_for(|err| err.type_name == "TimedOut");
 /// ```
 pub fn skip_crash_repl_for(filter: CrashFilter) {
-    *SKIP.lock().unwrap_or_else(|e| e.into_inner()) = Some(filter);
+    *lock(&SKIP) = Some(filter);
 }
 
 /// Whether a failure of `here` gets a crash REPL: not an actor's own quit
 /// (the user just left a REPL there), not what the filter skips.
 fn wants_crash_repl(here: &ActorUid, err: &RemoteError) -> bool {
     let own_quit = err.type_name == QUIT_TYPE && err.src_uid == *here;
-    let skipped = SKIP
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .is_some_and(|skip| skip(err));
+    let skipped = lock(&SKIP).is_some_and(|skip| skip(err));
     !own_quit && !skipped
 }
 

@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 use std::io::{self, BufRead, Write};
 
 use crate::msg::ActorUid;
+use crate::task::lock;
 
 /// Header of a pause REPL, followed by the actor's name and uid.
 pub const PAUSE_MSG: &str = "Opening a REPL in paused actor";
@@ -144,7 +145,7 @@ impl Terminal {
 impl LineSource for Terminal {
     fn read_line(&mut self, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>> {
         use rustyline::error::ReadlineError;
-        let mut editor = Self::editor().lock().unwrap_or_else(|e| e.into_inner());
+        let mut editor = lock(Self::editor());
         let Some(editor) = editor.as_mut() else {
             // No editor on this terminal: plain lines.
             drop(editor);
@@ -217,20 +218,13 @@ impl EnvScript {
 
     /// Whether the process runs scripted.
     pub fn active() -> bool {
-        Self::script()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        lock(Self::script()).is_some()
     }
 }
 
 impl LineSource for EnvScript {
     fn read_line(&mut self, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>> {
-        let cmd = Self::script()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_mut()
-            .and_then(Script::next);
+        let cmd = lock(Self::script()).as_mut().and_then(Script::next);
         echo(cmd, prompt, out)
     }
 }

@@ -32,7 +32,7 @@ use smol::stream::StreamExt;
 use super::lock::{Lock, Owner};
 use super::status::DebugStatus;
 use crate::actor::Actor;
-use crate::task::{self, Instrument};
+use crate::task::{self, lock, Instrument};
 
 /// Tells whether a lock holder's connection is alive.
 pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
@@ -79,7 +79,7 @@ pub(crate) fn watch(is_root: bool) {
 
 /// The lock dialog records its remote holder for the SIGINT watcher.
 pub(crate) fn holding(owner: Owner, alive: Liveness) -> HolderMark {
-    *HOLDER.lock().unwrap_or_else(|e| e.into_inner()) = Some((owner.clone(), alive));
+    *lock(&HOLDER) = Some((owner.clone(), alive));
     HolderMark(owner)
 }
 
@@ -88,7 +88,7 @@ pub(crate) struct HolderMark(Owner);
 
 impl Drop for HolderMark {
     fn drop(&mut self) {
-        let mut holder = HOLDER.lock().unwrap_or_else(|e| e.into_inner());
+        let mut holder = lock(&HOLDER);
         if holder.as_ref().is_some_and(|(o, _)| *o == self.0) {
             *holder = None;
         }
@@ -152,16 +152,16 @@ fn verdict(lock: &Lock, remote: Option<(Owner, Liveness)>) -> Verdict {
 }
 
 fn root_sigint(actor: &Actor) {
-    let lock = Lock::root();
-    let remote = HOLDER.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    match verdict(lock, remote) {
+    let remote = lock(&HOLDER).clone();
+    let root_lock = Lock::root();
+    match verdict(root_lock, remote) {
         Verdict::Ignore(why) => log::warn!("ignoring ctrl-c: {why}"),
         Verdict::Stale(holder) => {
             log::error!(
                 "ctrl-c: the REPL holder {holder} is gone; releasing the stale tree lock \
                  (the next ctrl-c cancels the tree)"
             );
-            lock.force_release();
+            root_lock.force_release();
             restore_terminal();
         }
         Verdict::Cancel => actor.cancel_tree("ctrl-c (SIGINT)"),

@@ -10,6 +10,7 @@ use super::tty::{acquire_debug_lock, TreeLock};
 use super::DebugError;
 use crate::actor::Actor;
 use crate::msg::TaskUid;
+use crate::task::lock;
 
 /// What the actor is doing with the tree lock, as a plain value.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,7 +60,7 @@ impl DebugStatus {
     }
 
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner)
     }
 
     /// What the actor is doing with the lock now.

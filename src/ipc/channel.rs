@@ -12,7 +12,7 @@ use crate::ipc::context::{Context, DialogError};
 use crate::ipc::mailbox::{mailbox, Mailbox, Poster};
 use crate::ipc::transport::{Stream, StreamReader};
 use crate::msg::{ActorUid, Cid, Msg, Pld};
-use crate::task::{Flag, IdMap};
+use crate::task::{lock, Flag, IdMap};
 
 /// Which end of the connection this is: it decides the parity of the
 /// dialog ids this end opens, so both ends can open dialogs freely.
@@ -161,7 +161,7 @@ impl Channel {
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // The lock guards plain maps; a panic elsewhere cannot leave them
         // half-updated, so a poisoned lock is still good.
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.state)
     }
 
     /// Closes the connection: every dialog on it fails with `reason`.

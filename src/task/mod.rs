@@ -22,9 +22,10 @@ pub(crate) use render::into_string;
 pub use span::{Instrument, Instrumented};
 pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
 
-/// Locks `m`, ignoring poisoning: the task machinery and the dialog
-/// mailboxes keep plain data under their locks (pushes, swaps, flags),
-/// which a panic elsewhere cannot leave half-written.
+/// Locks `m`, ignoring poisoning. Every lock of this crate guards plain
+/// data (pushes, swaps, flags, whole values replaced) that a panic
+/// cannot leave half-written, and a debugger must keep working after the
+/// panic it is there to show.
 #[inline]
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
