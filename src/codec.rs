@@ -28,6 +28,8 @@ use crate::task::local::Scope;
 mod fast;
 mod scan;
 
+pub(crate) use fast::{read_lock_msg, LOCK_MSG};
+
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;
 

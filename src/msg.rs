@@ -78,6 +78,8 @@ impl TaskUid {
 /// `Arc<str>` fields as plain CBOR text, decoded with one allocation
 /// (serde's own `rc` impls go through a `Box<str>`: two), or none when
 /// the same text was decoded lately on this thread.
+pub(crate) use shared_str::shared_utf8;
+
 mod shared_str {
     use std::cell::RefCell;
     use std::fmt;
@@ -108,24 +110,31 @@ mod shared_str {
 
     /// `v` as a shared text: a recent one when equal.
     pub(super) fn shared(v: &str) -> Arc<str> {
+        shared_utf8(v.as_bytes()).unwrap_or_else(|| Arc::from(v))
+    }
+
+    /// `v` as a shared text, `None` when it is not UTF-8: checked only
+    /// when it is not a recent text (an equal one was checked then).
+    pub(crate) fn shared_utf8(v: &[u8]) -> Option<Arc<str>> {
+        let make = || std::str::from_utf8(v).ok().map(Arc::<str>::from);
         if v.len() > KEPT {
-            return Arc::from(v);
+            return make();
         }
         RECENT
             .try_with(|recent| {
-                let mut recent = recent.try_borrow_mut().ok()?;
-                if let Some(hit) = recent.texts.iter().flatten().find(|t| ***t == *v) {
+                let Ok(mut recent) = recent.try_borrow_mut() else {
+                    return make();
+                };
+                if let Some(hit) = recent.texts.iter().flatten().find(|t| t.as_bytes() == v) {
                     return Some(hit.clone());
                 }
-                let text: Arc<str> = Arc::from(v);
+                let text = make()?;
                 let at = recent.next;
                 recent.texts[at] = Some(text.clone());
                 recent.next = (at + 1) % recent.texts.len();
                 Some(text)
             })
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| Arc::from(v))
+            .unwrap_or_else(|_| make())
     }
 
     pub(super) fn serialize<S: Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
@@ -331,7 +340,7 @@ pub struct LockRelease {
 
 /// The lock payload spec as one type: every payload of a lock dialog is
 /// one of these, tagged with the variant name on the wire.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
 pub enum LockMsg {
     /// See [`LockRequest`].
     LockRequest(LockRequest),
@@ -352,6 +361,116 @@ impl LockMsg {
             LockMsg::LockRequest(_) => Self::TAGS[0],
             LockMsg::LockStatus(_) => Self::TAGS[1],
             LockMsg::LockRelease(_) => Self::TAGS[2],
+        }
+    }
+}
+
+/// Read as the derive would read it (an externally tagged enum), except
+/// that the codec's fast decoder hands the whole payload over as raw
+/// CBOR first, for [`crate::codec::read_lock_msg`]: the lock dialog's hot
+/// path. Other deserializers do not know the name asked for, and go
+/// straight to the tagged form.
+impl<'de> Deserialize<'de> for LockMsg {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_newtype_struct(crate::codec::LOCK_MSG, lock_msg_de::Raw)
+    }
+}
+
+/// The visitors behind `LockMsg`'s `Deserialize`.
+mod lock_msg_de {
+    use std::fmt;
+
+    use serde::de::{self, EnumAccess, VariantAccess, Visitor};
+
+    use super::LockMsg;
+
+    /// The raw payload from the fast decoder, or the tagged form.
+    pub(super) struct Raw;
+
+    impl<'de> Visitor<'de> for Raw {
+        type Value = LockMsg;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("enum LockMsg")
+        }
+
+        fn visit_borrowed_bytes<E: de::Error>(self, raw: &'de [u8]) -> Result<LockMsg, E> {
+            // Any other shape: the fast decoder gives up, and the payload
+            // is read again the tagged way.
+            crate::codec::read_lock_msg(raw).ok_or_else(|| E::custom("not a plain lock message"))
+        }
+
+        fn visit_newtype_struct<D: de::Deserializer<'de>>(self, d: D) -> Result<LockMsg, D::Error> {
+            d.deserialize_enum("LockMsg", LockMsg::TAGS, Tagged)
+        }
+    }
+
+    /// The externally tagged form, as the derive reads it.
+    struct Tagged;
+
+    impl<'de> Visitor<'de> for Tagged {
+        type Value = LockMsg;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("enum LockMsg")
+        }
+
+        fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<LockMsg, A::Error> {
+            match data.variant::<Tag>()? {
+                (Tag(0), v) => v.newtype_variant().map(LockMsg::LockRequest),
+                (Tag(1), v) => v.newtype_variant().map(LockMsg::LockStatus),
+                (_, v) => v.newtype_variant().map(LockMsg::LockRelease),
+            }
+        }
+    }
+
+    /// A variant, by index in [`LockMsg::TAGS`]: by name (text or bytes)
+    /// or by number, as the derive accepts it.
+    struct Tag(usize);
+
+    impl<'de> de::Deserialize<'de> for Tag {
+        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_identifier(TagVisitor)
+        }
+    }
+
+    struct TagVisitor;
+
+    impl TagVisitor {
+        fn named<E: de::Error>(name: &[u8]) -> Result<Tag, E> {
+            match LockMsg::TAGS.iter().position(|t| t.as_bytes() == name) {
+                Some(i) => Ok(Tag(i)),
+                None => Err(E::unknown_variant(
+                    &String::from_utf8_lossy(name),
+                    LockMsg::TAGS,
+                )),
+            }
+        }
+    }
+
+    impl Visitor<'_> for TagVisitor {
+        type Value = Tag;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("variant identifier")
+        }
+
+        fn visit_u64<E: de::Error>(self, i: u64) -> Result<Tag, E> {
+            match usize::try_from(i) {
+                Ok(i) if i < LockMsg::TAGS.len() => Ok(Tag(i)),
+                _ => Err(E::invalid_value(
+                    de::Unexpected::Unsigned(i),
+                    &"variant index 0 <= i < 3",
+                )),
+            }
+        }
+
+        fn visit_str<E: de::Error>(self, name: &str) -> Result<Tag, E> {
+            Self::named(name.as_bytes())
+        }
+
+        fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<Tag, E> {
+            Self::named(name)
         }
     }
 }
