@@ -134,9 +134,16 @@ fn check_decode(codec: &Codec, data: &[u8]) {
     let derived = derived_lock_msg(pld.as_bytes());
     let by_hand: Option<LockMsg> =
         ciborium::de::from_reader_with_buffer(pld.as_bytes(), &mut [0; 256]).ok();
-    assert_eq!(by_hand, derived, "LockMsg's Deserialize differs from the derive");
+    assert_eq!(
+        by_hand, derived,
+        "LockMsg's Deserialize differs from the derive"
+    );
     if let Ok(lock_msg) = locked {
-        assert_eq!(derived, Some(lock_msg.clone()), "the codec read a LockMsg the derive does not");
+        assert_eq!(
+            derived,
+            Some(lock_msg.clone()),
+            "the codec read a LockMsg the derive does not"
+        );
         assert_eq!(
             open.expect("allowed under LOCK, refused under ANY"),
             lock_msg

@@ -213,6 +213,19 @@ impl PldSpec {
         let Some(tags) = self.tags else {
             return Ok(());
         };
+        // The usual payload, a variant with data: a one-entry map keyed by
+        // a short tag, matched as bytes (the tags are ASCII).
+        if let [0xa1, head, rest @ ..] = raw {
+            let len = usize::from(head & 0x1f);
+            if head & 0xe0 == 0x60
+                && len < 24
+                && rest
+                    .get(..len)
+                    .is_some_and(|t| tags.iter().any(|tag| tag.as_bytes() == t))
+            {
+                return Ok(());
+            }
+        }
         match peek(raw) {
             Peeked::Tag(tag) if tags.contains(&tag) => Ok(()),
             got => Err(MsgTypeError {
@@ -600,6 +613,32 @@ fn peek(raw: &[u8]) -> Peeked<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_spec_allows_exactly_its_tags() {
+        let spec = &PldSpec::LOCK;
+        let release = encode_pld(&LockMsg::LockRelease(crate::msg::LockRelease {
+            subactor_uid: crate::msg::ActorUid::new("a", "1"),
+            cid: 1,
+        }))
+        .unwrap();
+        assert!(spec.check(release.as_bytes()).is_ok());
+        // Wrapped in a CBOR tag: read through it, as ciborium does.
+        let mut tagged = vec![0xc6];
+        tagged.extend_from_slice(release.as_bytes());
+        assert!(spec.check(&tagged).is_ok());
+        for other in [
+            &b"\xa1\x68LockNope\xf6"[..],
+            b"\xa1\x64Lock\xf6",
+            b"\xa1\x6bLockRequesT\xf6",
+            b"\xa2\x6bLockRequest\xf6\x61x\xf6",
+            b"\xa1",
+            b"",
+        ] {
+            let err = spec.check(other).unwrap_err();
+            assert_eq!(err.spec, "LockMsg", "{other:02x?}");
+        }
+    }
 
     #[test]
     fn peek_reads_tags_and_kinds() {
