@@ -795,7 +795,18 @@ impl<'de> de::SeqAccess<'de> for &mut Items<'_, 'de> {
         seed.deserialize(&mut *self.dec).map(Some)
     }
     fn size_hint(&self) -> Option<usize> {
-        usize::try_from(self.left).ok()
+        self.hint()
+    }
+}
+
+impl Items<'_, '_> {
+    /// The items left, as the head claims them but never more than the
+    /// bytes left (each takes one at least): serde sizes its collections
+    /// by this, and memory must follow the bytes that arrived. (A 311-byte
+    /// message claiming 39,321 uids made serde allocate 1 MiB: fuzzing.)
+    fn hint(&self) -> Option<usize> {
+        let bytes_left = self.dec.bytes.len().saturating_sub(self.dec.pos);
+        Some(usize::try_from(self.left).map_or(bytes_left, |n| n.min(bytes_left)))
     }
 }
 
@@ -812,7 +823,7 @@ impl<'de> de::MapAccess<'de> for &mut Items<'_, 'de> {
         seed.deserialize(&mut *self.dec)
     }
     fn size_hint(&self) -> Option<usize> {
-        usize::try_from(self.left).ok()
+        self.hint()
     }
 }
 
