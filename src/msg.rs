@@ -367,7 +367,7 @@ impl LockMsg {
 
 /// Read as the derive would read it (an externally tagged enum), except
 /// that the codec's fast decoder hands the whole payload over as raw
-/// CBOR first, for [`crate::codec::read_lock_msg`]: the lock dialog's hot
+/// CBOR first, for the codec's hand-written reader: the lock dialog's hot
 /// path. Other deserializers do not know the name asked for, and go
 /// straight to the tagged form.
 impl<'de> Deserialize<'de> for LockMsg {
