@@ -41,7 +41,7 @@ fn dialog_round_trip() -> Stats {
     });
     let handler_status = status.clone();
     smol::spawn(async move {
-        while let Ok(dialog) = incoming.recv().await {
+        while let Some(dialog) = incoming.recv().await {
             let ctx = server.accept(dialog, &PldSpec::LOCK);
             ctx.send_started(&handler_status).await.unwrap();
             ctx.send_return(encode_pld(&handler_status).unwrap())

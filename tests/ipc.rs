@@ -2,15 +2,10 @@
 
 use smol::future;
 use smol_devx::codec::{Codec, PldSpec};
-use smol_devx::ipc::{Channel, DialogError, Incoming, Side, Stream};
+use smol_devx::ipc::{Channel, DialogError, IncomingDialogs, Side, Stream};
 use smol_devx::msg::{ActorUid, LockMsg, LockRelease};
 
-fn pair() -> (
-    Channel,
-    smol::channel::Receiver<Incoming>,
-    Channel,
-    smol::channel::Receiver<Incoming>,
-) {
+fn pair() -> (Channel, IncomingDialogs, Channel, IncomingDialogs) {
     let (a, b) = smol::net::unix::UnixStream::pair().unwrap();
     let (ua, ub) = (ActorUid::new("a", "1"), ActorUid::new("b", "2"));
     let codec = Codec::default();
@@ -58,7 +53,7 @@ fn many_dialogs_leave_nothing_behind_on_either_end() {
     let served = server.clone();
     future::block_on(async {
         smol::spawn(async move {
-            while let Ok(dialog) = incoming.recv().await {
+            while let Some(dialog) = incoming.recv().await {
                 let ctx = served.accept(dialog, &PldSpec::ANY);
                 ctx.send_return(smol_devx::codec::encode_pld(&1u8).unwrap())
                     .await

@@ -49,7 +49,7 @@ use smol::future::FutureExt;
 
 use crate::codec::{encode_pld, Codec, PldSpec};
 use crate::ipc::auth::{client_handshake, new_token, new_uuid, server_handshake};
-use crate::ipc::{Addr, Channel, Context, Incoming, Listener, Side, Transport};
+use crate::ipc::{Addr, Channel, Context, Incoming, IncomingDialogs, Listener, Side, Transport};
 use crate::msg::{ActorUid, Msg, Pld, RemoteError};
 use crate::task::{self, lock, Instrument};
 
@@ -128,7 +128,7 @@ pub const CANCELLED_EXIT: u8 = 130;
 
 /// A spawned child's connection, handed from the accept loop to the
 /// nursery waiting for it.
-type Connected = (Channel, Receiver<Incoming>);
+type Connected = (Channel, IncomingDialogs);
 
 type HandlerFuture = Pin<Box<dyn Future<Output = Result<Pld, RemoteError>> + Send>>;
 type HandlerFn = Box<dyn Fn(Actor, Context, Pld) -> HandlerFuture + Send + Sync>;
@@ -337,7 +337,7 @@ impl Actor {
 
     /// Connects to `addr` and proves this actor belongs to the tree; the
     /// caller serves the dialogs the peer opens.
-    async fn dial(&self, addr: &Addr) -> Result<(Channel, Receiver<Incoming>), String> {
+    async fn dial(&self, addr: &Addr) -> Result<(Channel, IncomingDialogs), String> {
         let inner = &self.inner;
         let mut stream = crate::ipc::transport::connect(addr)
             .await
@@ -663,7 +663,7 @@ impl Runtime {
         let _ = actor.inner.parent.set(chan.clone());
 
         let mut main_started = false;
-        while let Ok(dialog) = incoming.recv().instrument("next dialog").await {
+        while let Some(dialog) = incoming.recv().instrument("next dialog").await {
             let is_main = !main_started && dialog.handler == entry;
             let name = dialog_task_name(&dialog, &chan);
             let task = task::spawn(
@@ -783,8 +783,8 @@ async fn accept_loop(actor: Actor, listener: Listener) {
 }
 
 /// Serves the dialogs a peer opens, each in its own task.
-async fn serve_dialogs(actor: Actor, chan: Channel, incoming: Receiver<Incoming>) {
-    while let Ok(dialog) = incoming.recv().instrument("next dialog").await {
+async fn serve_dialogs(actor: Actor, chan: Channel, incoming: IncomingDialogs) {
+    while let Some(dialog) = incoming.recv().instrument("next dialog").await {
         let name = dialog_task_name(&dialog, &chan);
         task::spawn(name, run_dialog(actor.clone(), chan.clone(), dialog, false)).detach();
     }

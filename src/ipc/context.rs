@@ -64,7 +64,7 @@ impl std::error::Error for DialogError {
 pub struct Context {
     chan: Channel,
     cid: Cid,
-    rx: Mailbox,
+    rx: Mailbox<Msg>,
     spec: &'static PldSpec,
     handler: String,
     /// A final message seen while streaming, kept for `result`.
@@ -93,7 +93,7 @@ impl Context {
     pub(crate) fn new(
         chan: Channel,
         cid: Cid,
-        rx: Mailbox,
+        rx: Mailbox<Msg>,
         spec: &'static PldSpec,
         handler: String,
     ) -> Self {

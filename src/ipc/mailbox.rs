@@ -1,6 +1,7 @@
-//! One dialog's inbox: unbounded (the read loop never waits on a slow
-//! dialog), one consumer, and cheap to make, because every lock request
-//! makes one on each side.
+//! An inbox with one consumer: a dialog's messages, or a connection's
+//! incoming dialogs. Unbounded (the read loop never waits on a slow
+//! consumer), and cheap to make, because every lock request makes one on
+//! each side.
 //!
 //! Why not `async_channel::unbounded`: its queue's first push allocates
 //! and zeroes a 2.7 KiB block of 31 slots, and freeing that block made
@@ -16,56 +17,61 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
-use crate::msg::Msg;
 use crate::task::lock;
 
-#[derive(Default)]
-struct State {
+struct State<T> {
     /// The oldest message, when it waits alone: set only while `queue`
     /// is empty, so it always comes before everything queued.
-    next: Option<Msg>,
-    queue: VecDeque<Msg>,
+    next: Option<T>,
+    queue: VecDeque<T>,
     waker: Option<Waker>,
     /// The receiving end is gone: posts are dropped.
     deaf: bool,
 }
 
-#[derive(Default)]
-struct Shared {
-    state: Mutex<State>,
+struct Shared<T> {
+    state: Mutex<State<T>>,
     /// Live [`Poster`]s; at zero the mailbox is closed once drained.
     posters: AtomicUsize,
 }
 
-impl Shared {
-    fn state(&self) -> MutexGuard<'_, State> {
+impl<T> Shared<T> {
+    fn state(&self) -> MutexGuard<'_, State<T>> {
         lock(&self.state)
     }
 }
 
 /// A new mailbox and its first poster.
-pub(crate) fn mailbox() -> (Poster, Mailbox) {
-    let shared = Arc::new(Shared::default());
+pub(crate) fn mailbox<T>() -> (Poster<T>, Mailbox<T>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            next: None,
+            queue: VecDeque::new(),
+            waker: None,
+            deaf: false,
+        }),
+        posters: AtomicUsize::new(0),
+    });
     (Poster::new(shared.clone()), Mailbox(shared))
 }
 
-/// The sending end, held by the connection's dialog table; clones share
-/// the mailbox.
-pub(crate) struct Poster(Arc<Shared>);
+/// The sending end, held by the connection's read loop; clones share the
+/// mailbox.
+pub(crate) struct Poster<T>(Arc<Shared<T>>);
 
-impl Poster {
-    fn new(shared: Arc<Shared>) -> Self {
+impl<T> Poster<T> {
+    fn new(shared: Arc<Shared<T>>) -> Self {
         shared.posters.fetch_add(1, Ordering::Relaxed);
         Self(shared)
     }
 
-    /// Queues `msg`; dropped silently when the receiver is gone (its
-    /// dialog ended).
-    pub(crate) fn post(&self, msg: Msg) {
+    /// Queues `msg`; `false` when the receiver is gone (its dialog
+    /// ended), and `msg` is dropped.
+    pub(crate) fn post(&self, msg: T) -> bool {
         let waker = {
             let mut state = self.0.state();
             if state.deaf {
-                return;
+                return false;
             }
             if state.next.is_none() && state.queue.is_empty() {
                 state.next = Some(msg);
@@ -77,16 +83,17 @@ impl Poster {
         if let Some(waker) = waker {
             waker.wake();
         }
+        true
     }
 }
 
-impl Clone for Poster {
+impl<T> Clone for Poster<T> {
     fn clone(&self) -> Self {
         Poster::new(self.0.clone())
     }
 }
 
-impl Drop for Poster {
+impl<T> Drop for Poster<T> {
     fn drop(&mut self) {
         if self.0.posters.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The last one: a waiting receiver learns the mailbox closed.
@@ -98,13 +105,14 @@ impl Drop for Poster {
     }
 }
 
-/// The receiving end, held by the dialog's `Context`.
-pub(crate) struct Mailbox(Arc<Shared>);
+/// The receiving end, held by the dialog's `Context` (or whoever serves
+/// a connection's dialogs).
+pub(crate) struct Mailbox<T>(Arc<Shared<T>>);
 
-impl Mailbox {
+impl<T> Mailbox<T> {
     /// The next message, or `None` once every poster is gone and the
     /// queue is empty.
-    pub(crate) async fn recv(&self) -> Option<Msg> {
+    pub(crate) async fn recv(&self) -> Option<T> {
         poll_fn(|cx| {
             let mut state = self.0.state();
             if let Some(msg) = state.next.take().or_else(|| state.queue.pop_front()) {
@@ -123,7 +131,7 @@ impl Mailbox {
     }
 }
 
-impl Drop for Mailbox {
+impl<T> Drop for Mailbox<T> {
     fn drop(&mut self) {
         let mut state = self.0.state();
         state.deaf = true;
@@ -135,10 +143,11 @@ impl Drop for Mailbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::msg::Msg;
 
     #[test]
     fn delivers_in_order_then_closes_when_the_last_poster_goes() {
-        let (poster, mailbox) = mailbox();
+        let (poster, mailbox) = mailbox::<Msg>();
         let second = poster.clone();
         smol::block_on(async {
             poster.post(Msg::Stop { cid: 1 });
@@ -156,7 +165,7 @@ mod tests {
 
     #[test]
     fn messages_come_out_in_posting_order_however_they_interleave() {
-        let (poster, mailbox) = mailbox();
+        let (poster, mailbox) = mailbox::<Msg>();
         smol::block_on(async {
             let mut next_in = 0;
             let mut next_out = 0;
@@ -182,9 +191,9 @@ mod tests {
 
     #[test]
     fn posts_after_the_receiver_went_are_dropped() {
-        let (poster, mailbox) = mailbox();
+        let (poster, mailbox) = mailbox::<Msg>();
         drop(mailbox);
-        poster.post(Msg::Stop { cid: 2 });
+        assert!(!poster.post(Msg::Stop { cid: 2 }));
         let state = poster.0.state();
         assert!(state.next.is_none() && state.queue.is_empty());
     }

@@ -12,6 +12,6 @@ pub mod context;
 mod mailbox;
 pub mod transport;
 
-pub use channel::{CancelWatch, Channel, Incoming, Side};
+pub use channel::{CancelWatch, Channel, Incoming, IncomingDialogs, Side};
 pub use context::{Context, DialogError};
 pub use transport::{Addr, Listener, Stream, Transport};
