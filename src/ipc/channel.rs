@@ -53,8 +53,9 @@ pub struct IncomingDialogs(Mailbox<Incoming>);
 
 impl IncomingDialogs {
     /// The next dialog; `None` once the connection has ended and every
-    /// dialog it brought was taken. Dialogs that arrive while this is
-    /// dropped are refused (their dialog ends at once).
+    /// dialog it brought was taken. Once this is dropped, dialogs that
+    /// arrive are forgotten: this end keeps nothing of them, and their
+    /// openers get no answer.
     pub async fn recv(&self) -> Option<Incoming> {
         self.0.recv().await
     }
