@@ -319,9 +319,9 @@ pub fn is_polling(id: u64) -> bool {
 }
 
 /// Where a registered task sits: its shard, and its index there. Small
-/// on purpose: it lives in every tracked future, which
-/// executors allocate per task, and a smaller task stays in glibc's
-/// cheaper small-chunk bins.
+/// on purpose: it lives in every tracked future, which executors
+/// allocate per task, and a smaller task stays in glibc's cheaper
+/// small-chunk bins.
 #[derive(Clone, Copy)]
 struct Slot(u32);
 
