@@ -638,11 +638,14 @@ mod tests {
         assert_eq!(b, uid);
         assert!(Arc::ptr_eq(&a.name, &b.name), "a recent text is reused");
         assert!(!Arc::ptr_eq(&a.uuid, &b.uuid), "long texts are not kept");
-        // Only equal texts are shared.
+        // Only equal texts are shared, and only text is text.
         for i in 0..20 {
             let other = format!("t{i}");
             assert_eq!(&*shared_str::shared(&other), other);
         }
+        assert_eq!(shared_utf8(b"t1").as_deref(), Some("t1"));
+        assert_eq!(shared_utf8(b"\xff\xfe"), None);
+        assert_eq!(shared_utf8(&[b'x'; 100]).as_deref(), Some(&*long));
     }
 
     #[test]
