@@ -278,6 +278,15 @@ fn encode_value<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(
     })
 }
 
+/// A lock message as a payload: the bytes [`encode_pld`] makes of it,
+/// written directly.
+pub(crate) fn encode_lock_msg(msg: &LockMsg) -> Pld {
+    // Room for a lock message with the usual names without regrowing.
+    let mut raw = Vec::with_capacity(128);
+    fast::write_lock_msg(msg, &mut raw);
+    Pld::from_raw(raw)
+}
+
 /// Decodes a payload under the running task's spec with the default
 /// limits. See [`Codec::decode_pld`].
 pub fn decode_pld<T: DeserializeOwned>(pld: &Pld) -> Result<T, CodecError> {

@@ -18,7 +18,7 @@ use super::lock::{Lock, LockGuard, Owner};
 use super::sigint::Liveness;
 use super::DebugError;
 use crate::actor::{Actor, Runtime};
-use crate::codec::{encode_pld, PldSpec};
+use crate::codec::{encode_lock_msg, encode_pld, PldSpec};
 use crate::ipc::{Context, DialogError};
 use crate::msg::{ActorUid, Cid, LockMsg, LockRelease, LockRequest, LockStatus, TaskUid};
 
@@ -73,15 +73,16 @@ impl LockDialog for Context {
         Context::cid(self)
     }
     async fn send_started(&mut self, status: LockStatus) -> Result<(), DebugError> {
-        Context::send_started(self, &LockMsg::LockStatus(status))
-            .await
-            .map_err(link_error)
+        let pld = encode_lock_msg(&LockMsg::LockStatus(status));
+        self.send_started_pld(pld).await.map_err(link_error)
     }
     async fn wait_started(&mut self) -> Result<LockMsg, DebugError> {
         self.started().await.map_err(link_error)
     }
     async fn send(&mut self, msg: LockMsg) -> Result<(), DebugError> {
-        Context::send(self, &msg).await.map_err(link_error)
+        self.send_pld(encode_lock_msg(&msg))
+            .await
+            .map_err(link_error)
     }
     async fn recv(&mut self) -> Result<Option<LockMsg>, DebugError> {
         Context::recv(self).await.map_err(link_error)
@@ -375,7 +376,7 @@ pub async fn request_root_stdio_lock(actor: &Actor, task: TaskUid) -> Result<Tre
         subactor_uid: me.clone(),
         task_uid: task,
     });
-    let args = encode_pld(&req).map_err(|e| DebugError::Protocol(e.to_string()))?;
+    let args = encode_lock_msg(&req);
     let ctx = root
         .open(LOCK_HANDLER, args, &PldSpec::LOCK)
         .await

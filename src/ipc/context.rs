@@ -189,13 +189,22 @@ impl Context {
 
     /// Handler: reports that it runs, with a first value.
     pub async fn send_started<T: Serialize>(&self, value: &T) -> Result<(), DialogError> {
-        let pld = Self::encode(value)?;
+        self.send_started_pld(Self::encode(value)?).await
+    }
+
+    /// [`send_started`](Self::send_started) with the value encoded
+    /// already.
+    pub(crate) async fn send_started_pld(&self, pld: Pld) -> Result<(), DialogError> {
         self.chan.send(&Msg::Started { cid: self.cid, pld }).await
     }
 
     /// Sends one stream item.
     pub async fn send<T: Serialize>(&self, item: &T) -> Result<(), DialogError> {
-        let pld = Self::encode(item)?;
+        self.send_pld(Self::encode(item)?).await
+    }
+
+    /// [`send`](Self::send) with the item encoded already.
+    pub(crate) async fn send_pld(&self, pld: Pld) -> Result<(), DialogError> {
         self.chan.send(&Msg::Yield { cid: self.cid, pld }).await
     }
 
