@@ -77,7 +77,8 @@ pub(crate) const LOCK_MSG: &str = "$smol_devx::LockMsg";
 
 /// The fixed parts of the lock messages as this crate writes them: map
 /// heads, variant names and keys, between which [`write_lock_msg`] writes
-/// and [`read_lock_msg`] reads the values. (A text head is `0x60 | length`, a map head `0xa0 | entries`.)
+/// and [`read_lock_msg`] reads the values. (A text head is
+/// `0x60 | length`, a map head `0xa0 | entries`.)
 mod lock_wire {
     /// `{"LockRequest": {` with two fields.
     pub(super) const REQUEST: &[u8] = b"\xa1\x6bLockRequest\xa2";
@@ -100,38 +101,35 @@ mod lock_wire {
 /// instructions a message through the encoder above).
 pub(crate) fn write_lock_msg(msg: &LockMsg, out: &mut Vec<u8>) {
     use lock_wire::*;
-    fn text(out: &mut Vec<u8>, s: &str) {
-        write_head(out, 3, s.len() as u64);
-        out.extend_from_slice(s.as_bytes());
-    }
-    fn uid(out: &mut Vec<u8>, uid: &ActorUid) {
-        out.extend_from_slice(UID_NAME);
-        text(out, &uid.name);
-        out.extend_from_slice(UUID);
-        text(out, &uid.uuid);
-    }
+    let mut enc = Encoder(out);
+    let uid = |enc: &mut Encoder<'_>, uid: &ActorUid| {
+        enc.0.extend_from_slice(UID_NAME);
+        enc.text(&uid.name);
+        enc.0.extend_from_slice(UUID);
+        enc.text(&uid.uuid);
+    };
     match msg {
         LockMsg::LockRequest(r) => {
-            out.extend_from_slice(REQUEST);
-            uid(out, &r.subactor_uid);
-            out.extend_from_slice(TASK_NAME);
-            text(out, &r.task_uid.name);
-            out.extend_from_slice(ID);
-            write_head(out, 0, r.task_uid.id);
+            enc.0.extend_from_slice(REQUEST);
+            uid(&mut enc, &r.subactor_uid);
+            enc.0.extend_from_slice(TASK_NAME);
+            enc.text(&r.task_uid.name);
+            enc.0.extend_from_slice(ID);
+            write_head(enc.0, 0, r.task_uid.id);
         }
         LockMsg::LockStatus(s) => {
-            out.extend_from_slice(STATUS);
-            uid(out, &s.subactor_uid);
-            out.extend_from_slice(CID);
-            write_head(out, 0, s.cid);
-            out.extend_from_slice(LOCKED);
-            out.push(if s.locked { TRUE } else { FALSE });
+            enc.0.extend_from_slice(STATUS);
+            uid(&mut enc, &s.subactor_uid);
+            enc.0.extend_from_slice(CID);
+            write_head(enc.0, 0, s.cid);
+            enc.0.extend_from_slice(LOCKED);
+            enc.0.push(if s.locked { TRUE } else { FALSE });
         }
         LockMsg::LockRelease(r) => {
-            out.extend_from_slice(RELEASE);
-            uid(out, &r.subactor_uid);
-            out.extend_from_slice(CID);
-            write_head(out, 0, r.cid);
+            enc.0.extend_from_slice(RELEASE);
+            uid(&mut enc, &r.subactor_uid);
+            enc.0.extend_from_slice(CID);
+            write_head(enc.0, 0, r.cid);
         }
     }
 }
