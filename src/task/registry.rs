@@ -79,20 +79,36 @@ fn same_shape(a: &[SpanRec], b: &[SpanRec]) -> bool {
             .all(|i| std::ptr::eq(a[i].what, b[i].what) && parent_at(a, i) == parent_at(b, i))
 }
 
-/// What the registry knows of one task. Figures are written only by the
-/// thread polling the task (one at a time), so plain loads and stores
-/// suffice; readers see a consistent-enough picture for a dump. Whether
-/// the task is polling now is not here but in its thread's [`Polling`]:
-/// a task that finishes in its first poll never writes its record, and
-/// one run on another core than its spawner's moves none of its lines.
+/// A task as the thread that spawned it records it, in its shard's
+/// table: written once, at the spawn, under the shard's lock. A free
+/// entry (`id` 0) keeps its [`Node`] for the next task.
+struct Entry {
+    id: u64,
+    name: Cow<'static, str>,
+    parent: Option<u64>,
+    site: &'static Location<'static>,
+    /// [`now_ns`] at the spawn.
+    born: u64,
+    /// `None` only in a free entry past the [`SPARES`].
+    node: Option<Arc<Node>>,
+}
+
+/// What a task's polls record of it. Written only by the thread polling
+/// the task (one at a time), so plain loads and stores suffice; readers
+/// see a consistent-enough picture for a dump. A task writes here only
+/// once it stays pending: whether it is polling now is in its thread's
+/// [`Polling`], so a task that finishes in its first poll writes nothing
+/// of the registry's but its thread's own lines, and the spawning thread
+/// writes only its table.
 pub(crate) struct Node {
-    pub(crate) id: u64,
-    pub(crate) name: Cow<'static, str>,
-    pub(crate) parent: Option<u64>,
-    pub(crate) site: &'static Location<'static>,
+    /// The task these figures are of. A node reused for a new task shows
+    /// its previous task's figures until the new one claims it, at its
+    /// first pending poll: until then readers take the task as idle since
+    /// its birth.
+    of: AtomicU64,
     polls: AtomicU64,
     busy_ns: AtomicU64,
-    /// [`now_ns`] when the last poll ended, or the task was born.
+    /// [`now_ns`] when the last poll ended.
     since_ns: AtomicU64,
     /// Whether the task has open spans: when not, `spans` is stale and
     /// readers skip it.
@@ -164,18 +180,18 @@ static NEXT_SHARD: AtomicU32 = AtomicU32::new(0);
 
 #[derive(Default)]
 struct Shard {
-    slots: Vec<Option<Arc<Node>>>,
+    slots: Vec<Entry>,
     free: Vec<u32>,
-    /// Records of finished tasks, reused by the next tasks: a spawn then
-    /// allocates nothing here, and a record is never freed by a thread
+    /// Free entries that keep their node for the next tasks: a spawn then
+    /// allocates nothing here, and a node is seldom freed by a thread
     /// other than the one that made it, which glibc's malloc makes slow.
-    spare: Vec<Arc<Node>>,
+    spares: usize,
     /// The list [`Returned`] slots were last taken back in.
     back: Vec<u32>,
 }
 
-/// Spare records kept per shard: a thread's burst of this many live
-/// tasks reuses records, at most ~256 KiB of them per spawning thread.
+/// Spare nodes kept per shard: a thread's burst of this many live tasks
+/// reuses nodes, at most ~192 KiB of them per spawning thread.
 /// (With 64 spares, a burst of 1,000 spawns on one thread allocated and
 /// freed ~940 records, +60 ns per spawn.)
 const SPARES: usize = 1024;
@@ -205,7 +221,7 @@ static REGISTRY: [Padded; SHARDS] = [const {
         shard: Mutex::new(Shard {
             slots: Vec::new(),
             free: Vec::new(),
-            spare: Vec::new(),
+            spares: 0,
             back: Vec::new(),
         }),
         returned: Returned {
@@ -424,7 +440,7 @@ impl Slot {
     }
 }
 
-/// What a new task's record says; the rest starts at zero.
+/// What a new task's entry says.
 struct Birth {
     id: u64,
     name: Cow<'static, str>,
@@ -434,86 +450,84 @@ struct Birth {
 }
 
 impl Node {
-    fn new(b: Birth) -> Self {
+    fn new() -> Self {
         Node {
-            id: b.id,
-            name: b.name,
-            parent: b.parent,
-            site: b.site,
+            of: AtomicU64::new(0),
             polls: AtomicU64::new(0),
             busy_ns: AtomicU64::new(0),
-            since_ns: AtomicU64::new(b.now),
+            since_ns: AtomicU64::new(0),
             has_spans: AtomicBool::new(false),
             spans: Mutex::new(Published::default()),
         }
     }
 
-    /// Makes a spare record new, keeping its allocations. Field by field:
-    /// the published spans stay as they are (`has_spans` hides them), so
-    /// a spawn writes a few words, not the whole record.
-    fn reset(&mut self, b: Birth) {
-        self.id = b.id;
-        self.name = b.name;
-        self.parent = b.parent;
-        self.site = b.site;
-        *self.polls.get_mut() = 0;
-        *self.busy_ns.get_mut() = 0;
-        *self.since_ns.get_mut() = b.now;
-        *self.has_spans.get_mut() = false;
+    /// Makes the figures task `id`'s, if they are not yet. The published
+    /// spans stay as they are (`has_spans` hides them).
+    fn claim(&self, id: u64) {
+        if self.of.load(Relaxed) != id {
+            self.polls.store(0, Relaxed);
+            self.busy_ns.store(0, Relaxed);
+            self.has_spans.store(false, Relaxed);
+            // Last: a reader that sees `id` here sees the figures reset.
+            self.of.store(id, Release);
+        }
     }
 }
 
-/// Registers a task in this thread's shard. The task's future does not
-/// keep its record: it asks for it (see [`record`]) only when it first
-/// stays pending, so that a task that finishes at once touches nothing
-/// the spawning thread wrote.
-fn register(birth: Birth) -> Slot {
+/// Registers a task in this thread's shard: writes its entry there, and
+/// nothing else. The task's future asks for its node (see [`record`])
+/// only when it first stays pending.
+fn register(b: Birth) -> Slot {
     let shard = my_shard();
     let home = &REGISTRY[shard as usize];
     let mut s = lock(&home.shard);
     if s.free.is_empty() && home.returned.any.load(Relaxed) {
         s.take_back(&home.returned);
     }
-    let node = match s.spare.pop() {
-        Some(mut spare) => match Arc::get_mut(&mut spare) {
-            Some(node) => {
-                node.reset(birth);
-                spare
-            }
-            // Its task has not dropped its handle yet.
-            None => Arc::new(Node::new(birth)),
-        },
-        None => Arc::new(Node::new(birth)),
-    };
     let index = match s.free.pop() {
-        Some(index) => {
-            s.slots[index as usize] = Some(node);
-            index
-        }
+        Some(index) => index,
         None => {
-            s.slots.push(Some(node));
-            let index = s.slots.len() - 1;
+            let index = s.slots.len();
             assert!(
                 index < (1 << INDEX_BITS) - 1,
                 "fewer than 2^26 - 1 tasks per shard"
             );
+            s.slots.push(Entry {
+                id: 0,
+                name: Cow::Borrowed(""),
+                parent: None,
+                site: b.site,
+                born: 0,
+                node: None,
+            });
             index as u32
         }
     };
+    let s = &mut *s;
+    let e = &mut s.slots[index as usize];
+    (e.id, e.name, e.parent, e.site, e.born) = (b.id, b.name, b.parent, b.site, b.now);
+    if e.node.is_some() {
+        s.spares -= 1;
+    } else {
+        e.node = Some(Arc::new(Node::new()));
+    }
     Slot::new(shard, index)
 }
 
-/// The record of the task in `slot`, taken from its shard once.
+/// The node of task `id` in `slot`, taken from its shard and claimed
+/// once.
 #[inline]
-fn record(node: &mut Option<Arc<Node>>, slot: Slot) -> &Node {
-    node.get_or_insert_with(|| fetch(slot))
+fn record(node: &mut Option<Arc<Node>>, id: u64, slot: Slot) -> &Node {
+    node.get_or_insert_with(|| fetch(id, slot))
 }
 
 #[cold]
-fn fetch(slot: Slot) -> Arc<Node> {
+fn fetch(id: u64, slot: Slot) -> Arc<Node> {
     let home = &REGISTRY[slot.shard() as usize];
-    let node = lock(&home.shard).slots[slot.index()].clone();
-    node.expect("a registered task's slot holds its record")
+    let node = lock(&home.shard).slots[slot.index()].node.clone();
+    let node = node.expect("a registered task's entry holds its node");
+    node.claim(id);
+    node
 }
 
 /// Takes a task out of the registry. A task another thread finishes is
@@ -531,11 +545,14 @@ fn deregister(slot: Slot) {
 
 impl Shard {
     fn free(&mut self, index: u32) {
-        let node = self.slots[index as usize].take();
-        self.free.push(index);
-        if self.spare.len() < SPARES {
-            self.spare.extend(node);
+        let e = &mut self.slots[index as usize];
+        (e.id, e.name, e.parent) = (0, Cow::Borrowed(""), None);
+        if self.spares < SPARES {
+            self.spares += 1;
+        } else {
+            e.node = None;
         }
+        self.free.push(index);
     }
 
     /// Frees the slots that other threads returned. The two lists trade
@@ -588,8 +605,24 @@ pub(crate) fn snapshot<T>(live: usize, mut make: impl FnMut(NodeView<'_>) -> T) 
         if returned.any.load(Relaxed) {
             shard.take_back(returned);
         }
-        for n in shard.slots.iter().flatten() {
-            let since = polling.iter().find(|p| p.0 == n.id).map(|p| p.1);
+        for e in shard.slots.iter().filter(|e| e.id != 0) {
+            let polling = polling.iter().find(|p| p.0 == e.id).map(|p| p.1);
+            let node = e.node.as_deref().filter(|n| n.of.load(Acquire) == e.id);
+            let Some(n) = node else {
+                // Not pending yet: idle since its birth, unless polling.
+                out.push(make(NodeView {
+                    id: e.id,
+                    name: &e.name,
+                    parent: e.parent,
+                    site: e.site,
+                    polls: 0,
+                    busy: Duration::ZERO,
+                    polling: polling.is_some(),
+                    for_: Duration::from_nanos(now.saturating_sub(polling.unwrap_or(e.born))),
+                    spans: &[],
+                }));
+                continue;
+            };
             let published;
             let spans = if n.has_spans.load(Relaxed) {
                 published = lock(&n.spans);
@@ -598,15 +631,15 @@ pub(crate) fn snapshot<T>(live: usize, mut make: impl FnMut(NodeView<'_>) -> T) 
                 &[]
             };
             out.push(make(NodeView {
-                id: n.id,
-                name: &n.name,
-                parent: n.parent,
-                site: n.site,
+                id: e.id,
+                name: &e.name,
+                parent: e.parent,
+                site: e.site,
                 polls: n.polls.load(Relaxed),
                 busy: Duration::from_nanos(n.busy_ns.load(Relaxed)),
-                polling: since.is_some(),
+                polling: polling.is_some(),
                 for_: Duration::from_nanos(
-                    now.saturating_sub(since.unwrap_or_else(|| n.since_ns.load(Relaxed))),
+                    now.saturating_sub(polling.unwrap_or_else(|| n.since_ns.load(Relaxed))),
                 ),
                 spans,
             }));
@@ -717,7 +750,8 @@ pin_project_lite::pin_project! {
 /// published to the task's record: one short lock per poll that changed
 /// them, none when the task has no spans left.
 struct Entered<'a> {
-    /// The task's record, if it has it yet, and where to ask for it.
+    /// The task, its node if it has it yet, and where to ask for it.
+    id: u64,
     node: &'a mut Option<Arc<Node>>,
     slot: Slot,
     stack: &'a mut Option<Box<SpanStack>>,
@@ -767,6 +801,7 @@ impl<'a> Entered<'a> {
         }
         let saved_spans = STACK.with(|s| s.replace(spans));
         Self {
+            id,
             node,
             slot,
             stack,
@@ -805,7 +840,7 @@ impl Drop for Entered<'_> {
                 node.has_spans.store(false, Relaxed);
             }
         } else {
-            let node = record(self.node, self.slot);
+            let node = record(self.node, self.id, self.slot);
             if !same_shape(&stack.spans, &stack.published) {
                 lock(&node.spans).set(&stack.spans);
                 stack.published.clear();
@@ -824,9 +859,9 @@ impl<F: Future> Future for Tracked<F> {
         let Some(slot) = *this.slot else {
             panic!("`Tracked` polled after completion");
         };
-        let start = now_ns();
+        let (id, start) = (*this.id, now_ns());
         let out = {
-            let _frame = Entered::enter(*this.id, (&mut *this.node, slot), this.stack, start);
+            let _frame = Entered::enter(id, (&mut *this.node, slot), this.stack, start);
             let fut = this
                 .fut
                 .as_mut()
@@ -847,7 +882,7 @@ impl<F: Future> Future for Tracked<F> {
             return out;
         }
         let end = now_ns();
-        let node = record(this.node, slot);
+        let node = record(this.node, id, slot);
         node.busy_ns.store(
             node.busy_ns.load(Relaxed) + end.saturating_sub(start),
             Relaxed,
