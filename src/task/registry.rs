@@ -545,8 +545,9 @@ fn deregister(slot: Slot) {
 
 impl Shard {
     fn free(&mut self, index: u32) {
+        // The rest of the entry stays until the next task overwrites it.
         let e = &mut self.slots[index as usize];
-        (e.id, e.name, e.parent) = (0, Cow::Borrowed(""), None);
+        e.id = 0;
         if self.spares < SPARES {
             self.spares += 1;
         } else {
