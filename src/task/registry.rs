@@ -60,6 +60,9 @@ struct SpanStack {
     /// same instrumented call in a loop publishes the same shape each
     /// time (only the ids differ), and skips the lock then.
     published: Vec<SpanRec>,
+    /// Whether the record shows `published` now (its `has_spans`): a
+    /// poll that leaves the same shape shown then writes nothing.
+    shown: bool,
 }
 
 /// Whether two span lists render the same: same labels, same nesting.
@@ -836,11 +839,12 @@ impl Drop for Entered<'_> {
             return;
         }
         if stack.spans.is_empty() {
-            // A record never published to shows no spans already.
-            if let Some(node) = self.node.as_deref() {
-                node.has_spans.store(false, Relaxed);
+            if std::mem::take(&mut stack.shown) {
+                if let Some(node) = self.node.as_deref() {
+                    node.has_spans.store(false, Relaxed);
+                }
             }
-        } else {
+        } else if !(stack.shown && same_shape(&stack.spans, &stack.published)) {
             let node = record(self.node, self.id, self.slot);
             if !same_shape(&stack.spans, &stack.published) {
                 lock(&node.spans).set(&stack.spans);
@@ -848,6 +852,7 @@ impl Drop for Entered<'_> {
                 stack.published.extend_from_slice(&stack.spans);
             }
             node.has_spans.store(true, Relaxed);
+            stack.shown = true;
         }
     }
 }
