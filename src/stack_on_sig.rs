@@ -89,48 +89,47 @@ impl ActorDump {
     /// faster than through `serde_json` (the rest is small), into one
     /// buffer.
     pub fn to_json(&self) -> String {
-        let mut out = Vec::new();
+        let mut out = String::new();
         self.write_json(&mut out);
-        task::into_string(out)
+        out
     }
 
-    fn write_json(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"actor\":");
-        out.extend_from_slice(small_json(&self.actor).as_bytes());
-        out.extend_from_slice(b",\"pid\":");
-        out.extend_from_slice(self.pid.to_string().as_bytes());
-        out.extend_from_slice(b",\"tasks\":");
+    fn write_json(&self, out: &mut String) {
+        out.push_str("{\"actor\":");
+        out.push_str(&small_json(&self.actor));
+        out.push_str(",\"pid\":");
+        out.push_str(&self.pid.to_string());
+        out.push_str(",\"tasks\":");
         match &self.tasks {
             Some(tasks) => tasks.write_json(out),
-            None => out.extend_from_slice(b"null"),
+            None => out.push_str("null"),
         }
-        out.extend_from_slice(b",\"missing\":");
-        out.extend_from_slice(small_json(&self.missing).as_bytes());
-        out.extend_from_slice(b",\"children\":[");
+        out.push_str(",\"missing\":");
+        out.push_str(&small_json(&self.missing));
+        out.push_str(",\"children\":[");
         for (i, child) in self.children.iter().enumerate() {
             if i > 0 {
-                out.push(b',');
+                out.push(',');
             }
             child.write_json(out);
         }
-        out.extend_from_slice(b"]}");
+        out.push_str("]}");
     }
 
     /// Each actor's header, its tree written straight into the buffer
     /// at its depth: through `core::fmt` line by line, the gathered text
     /// of a 10k-task actor took twice as long as its own dump.
-    fn write_text(&self, out: &mut Vec<u8>, depth: usize) {
+    fn write_text(&self, out: &mut String, depth: usize) {
         let pad = "  ".repeat(depth);
-        let head = format!("{pad}actor {} pid {}", self.actor, self.pid);
-        out.extend_from_slice(head.as_bytes());
+        out.push_str(&format!("{pad}actor {} pid {}", self.actor, self.pid));
         match (&self.tasks, &self.missing) {
             (Some(tasks), _) => {
-                out.extend_from_slice(format!(": {} tasks\n", tasks.len()).as_bytes());
+                out.push_str(&format!(": {} tasks\n", tasks.len()));
                 tasks.write_text(out, depth + 1);
             }
             (None, why) => {
                 let why = why.as_deref().unwrap_or("?");
-                out.extend_from_slice(format!(": MISSING ({why})\n").as_bytes());
+                out.push_str(&format!(": MISSING ({why})\n"));
             }
         }
         for child in &self.children {
@@ -148,9 +147,9 @@ impl fmt::Display for ActorDump {
     /// Each actor's header, its tasks indented under it, its children
     /// indented under those.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Vec::new();
+        let mut out = String::new();
         self.write_text(&mut out, 0);
-        f.write_str(&task::into_string(out))
+        f.write_str(&out)
     }
 }
 
@@ -305,11 +304,9 @@ async fn on_signal() {
     let mut text = format!(
         "--- smol-devx: tasks of {who} pid {pid} (SIGUSR1, unix time {}) ---\n",
         unix_time()
-    )
-    .into_bytes();
+    );
     tree.write_text(&mut text, 0);
-    text.extend_from_slice(format!("--- end of tasks of {who} pid {pid} ---\n").as_bytes());
-    let text = task::into_string(text);
+    text.push_str(&format!("--- end of tasks of {who} pid {pid} ---\n"));
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
     append_log(&text);
     let Some(actor) = actor else { return };

@@ -18,7 +18,6 @@ pub use home::block_on;
 pub(crate) use ids::IdMap;
 pub(crate) use poller::HomeIo;
 pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
-pub(crate) use render::into_string;
 pub use span::{Instrument, Instrumented};
 pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
 

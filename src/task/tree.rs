@@ -172,13 +172,13 @@ impl TaskTree {
     /// Appends the text form to `out`, every line indented `indent`
     /// levels more: a gathered dump nests each actor's tree without
     /// copying it line by line.
-    pub(crate) fn write_text(&self, out: &mut Vec<u8>, indent: usize) {
+    pub(crate) fn write_text(&self, out: &mut String, indent: usize) {
         out.reserve(render::text_size(self));
         render::write_text(self, out, indent);
     }
 
     /// Appends the JSON form to `out`.
-    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_json(&self, out: &mut String) {
         out.reserve(render::json_size(self));
         render::write_json(self, out);
     }
