@@ -35,7 +35,7 @@ use std::num::NonZeroU32;
 use std::panic::Location;
 use std::pin::Pin;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -236,19 +236,36 @@ static REGISTRY: [Padded; SHARDS] = [const {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Nested polls one thread records (a task polled inside another's poll,
-/// by a nested `block_on`); deeper ones are counted, not shown.
-const NESTED: usize = 4;
-
-/// The tasks one thread is polling, innermost last. Only that thread
-/// writes here, and dumps read it: a poll's start then writes a line the
-/// thread owns, not the task's record, which is the spawning thread's.
+/// The tasks one thread is polling. Only that thread writes here, and
+/// dumps read it: a poll's start then writes a line the thread owns, not
+/// the task's record, which is the spawning thread's.
 #[repr(align(128))]
 struct Polling {
-    depth: AtomicUsize,
-    tasks: [AtomicU64; NESTED],
-    /// [`now_ns`] when each poll began.
-    since: [AtomicU64; NESTED],
+    /// The task whose poll is innermost (0: none), and [`now_ns`] when
+    /// that poll began.
+    task: AtomicU64,
+    since: AtomicU64,
+    /// Tasks whose polls a nested one is running inside (a task polled
+    /// by a nested `block_on`), outermost first, with their poll starts.
+    outer: Mutex<Vec<(u64, u64)>>,
+}
+
+impl Polling {
+    /// A poll starts inside task `outer`'s, which began at `since`.
+    #[cold]
+    #[inline(never)]
+    fn nest(&self, outer: u64, since: u64) {
+        lock(&self.outer).push((outer, since));
+    }
+
+    /// A nested poll ended: the one it ran inside, which began at
+    /// `since`, is the innermost again (its task is stored next).
+    #[cold]
+    #[inline(never)]
+    fn unnest(&self, since: u64) {
+        lock(&self.outer).pop();
+        self.since.store(since, Relaxed);
+    }
 }
 
 /// Every thread's [`Polling`]: made at a thread's first poll, and given
@@ -312,7 +329,8 @@ impl Drop for GiveBack {
     fn drop(&mut self) {
         if let Some(slot) = self.0.take() {
             HERE.with(|h| h.polling.set(None));
-            slot.depth.store(0, Release);
+            slot.task.store(0, Release);
+            lock(&slot.outer).clear();
             lock(&THREADS).free.push(slot);
         }
     }
@@ -327,9 +345,9 @@ fn take_polling() -> &'static Polling {
             Some(slot) => slot,
             None => {
                 let slot: &'static Polling = Box::leak(Box::new(Polling {
-                    depth: AtomicUsize::new(0),
-                    tasks: Default::default(),
-                    since: Default::default(),
+                    task: AtomicU64::new(0),
+                    since: AtomicU64::new(0),
+                    outer: Mutex::new(Vec::new()),
                 }));
                 threads.all.push(slot);
                 slot
@@ -347,9 +365,10 @@ fn polling_now() -> Vec<(u64, u64)> {
     let threads = lock(&THREADS);
     let mut out = Vec::new();
     for p in &threads.all {
-        let depth = p.depth.load(Acquire).min(NESTED);
-        for i in 0..depth {
-            out.push((p.tasks[i].load(Relaxed), p.since[i].load(Relaxed)));
+        let task = p.task.load(Acquire);
+        if task != 0 {
+            out.push((task, p.since.load(Relaxed)));
+            out.extend_from_slice(&lock(&p.outer));
         }
     }
     out
@@ -762,13 +781,14 @@ struct Entered<'a> {
     saved: (u64, u32, u32, bool, u64),
     saved_spans: Vec<SpanRec>,
     polling: &'static Polling,
-    saved_depth: usize,
+    /// Whether this poll is shown in `polling`.
+    shown: bool,
 }
 
 impl<'a> Entered<'a> {
     /// `since`: when this poll began (0 for a destructor's run, which is
     /// not shown as a poll).
-    #[inline]
+    #[inline(always)]
     fn enter(
         id: u64,
         (node, slot): (&'a mut Option<Arc<Node>>, Slot),
@@ -792,16 +812,15 @@ impl<'a> Entered<'a> {
             )
         });
         let polling = polling.unwrap_or_else(take_polling);
-        let saved_depth = polling.depth.load(Relaxed);
-        if since != 0 {
-            if let (Some(task), Some(at)) = (
-                polling.tasks.get(saved_depth),
-                polling.since.get(saved_depth),
-            ) {
-                task.store(id, Relaxed);
-                at.store(since, Relaxed);
+        // A destructor's run (`since` 0) is not shown as a poll.
+        let shown = since != 0;
+        if shown {
+            let (outer, outer_since) = (saved.0, saved.4);
+            if outer != 0 && outer_since != 0 {
+                polling.nest(outer, outer_since);
             }
-            polling.depth.store(saved_depth + 1, Release);
+            polling.since.store(since, Relaxed);
+            polling.task.store(id, Release);
         }
         let saved_spans = STACK.with(|s| s.replace(spans));
         Self {
@@ -812,7 +831,7 @@ impl<'a> Entered<'a> {
             saved,
             saved_spans,
             polling,
-            saved_depth,
+            shown,
         }
     }
 }
@@ -820,8 +839,14 @@ impl<'a> Entered<'a> {
 impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.polling.depth.store(self.saved_depth, Release);
         let (task, current, next, dirty, since) = self.saved;
+        if self.shown {
+            if task != 0 && since != 0 {
+                self.polling.unnest(since);
+            }
+            let shown = if since != 0 { task } else { 0 };
+            self.polling.task.store(shown, Release);
+        }
         let (next, dirty) = HERE.with(|h| {
             h.task.set(task);
             h.current.set(current);
