@@ -8,12 +8,12 @@
 //! The hot path takes no global lock: the registry is split in shards,
 //! each thread registers into its own shard, and the per-task figures are
 //! atomics that only the polling thread writes. Which tasks are polling
-//! right now each thread shows in a slot of its own, so a task that ends
-//! in its first poll (most spawned tasks) never writes its record, and
-//! one run on another core than its spawner's moves none of the
-//! spawner's cache lines. A task's await spans (see
+//! right now each thread shows in a slot of its own, and the spawning
+//! thread writes only its own table: a task that ends in its first poll
+//! (most spawned tasks) writes nothing shared, and one run on another core
+//! than its spawner's moves none of the spawner's cache lines. A task's await spans (see
 //! [`Instrument`](super::Instrument)) live in a thread-local while the
-//! task is polled and go back to the task's record when the poll ends, so
+//! task is polled and go back to the task's node when the poll ends, so
 //! entering a span is a thread-local push, not a lock.
 //!
 //! ```
@@ -56,11 +56,11 @@ pub(crate) struct SpanRec {
 struct SpanStack {
     spans: Vec<SpanRec>,
     next: u32,
-    /// What was last published to the record: a task that awaits the
+    /// What was last published to the node: a task that awaits the
     /// same instrumented call in a loop publishes the same shape each
     /// time (only the ids differ), and skips the lock then.
     published: Vec<SpanRec>,
-    /// Whether the record shows `published` now (its `has_spans`): a
+    /// Whether the node shows `published` now (its `has_spans`): a
     /// poll that leaves the same shape shown then writes nothing.
     shown: bool,
 }
@@ -121,7 +121,7 @@ pub(crate) struct Node {
     spans: Mutex<Published>,
 }
 
-/// Spans kept in the task's record itself when there are few: a dump
+/// Spans kept in the task's node itself when there are few: a dump
 /// reads them without one more cache miss per task.
 pub(crate) const INLINE_SPANS: usize = 4;
 
@@ -154,7 +154,7 @@ impl Published {
 }
 
 /// One task's state as [`snapshot`] reads it, its published spans
-/// borrowed from the record (under its lock).
+/// borrowed from the node (under its lock).
 pub(crate) struct NodeView<'a> {
     pub(crate) id: u64,
     pub(crate) name: &'a Cow<'static, str>,
@@ -238,7 +238,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The tasks one thread is polling. Only that thread writes here, and
 /// dumps read it: a poll's start then writes a line the thread owns, not
-/// the task's record, which is the spawning thread's.
+/// the task's entry, which is the spawning thread's, nor its node.
 #[repr(align(128))]
 struct Polling {
     /// The task whose poll is innermost (0: none), and [`now_ns`] when
@@ -618,7 +618,7 @@ pub(crate) fn snapshot<T>(live: usize, mut make: impl FnMut(NodeView<'_>) -> T) 
     // Sized up front: growing a vector of 10k entries copies it ~14 times.
     let mut out = Vec::with_capacity(live + live / 8);
     for shard in &REGISTRY {
-        // Reading the records under the shard's lock spares a reference
+        // Reading the entries and nodes under the shard's lock spares a reference
         // count round trip per task; a shard holds 1/64th of the tasks.
         let returned = &shard.returned;
         let mut shard = lock(&shard.shard);
@@ -739,7 +739,7 @@ pin_project_lite::pin_project! {
     #[must_use = "futures do nothing unless polled"]
     pub struct Tracked<F> {
         id: u64,
-        // The task's record, once it stayed pending (see `register`).
+        // The task's node, once it stayed pending (see `register`).
         node: Option<Arc<Node>>,
         // `None` once the task left the registry.
         slot: Option<Slot>,
@@ -770,7 +770,7 @@ pin_project_lite::pin_project! {
 /// as it lives; the previous ones come back on drop, also when the poll
 /// panics (a task polled inside another's poll, by a nested `block_on`,
 /// nests the same way). On the way out, spans changed by the poll are
-/// published to the task's record: one short lock per poll that changed
+/// published to the task's node: one short lock per poll that changed
 /// them, none when the task has no spans left.
 struct Entered<'a> {
     /// The task, its node if it has it yet, and where to ask for it.
