@@ -567,13 +567,15 @@ fn deregister(slot: Slot) {
 
 impl Shard {
     fn free(&mut self, index: u32) {
-        // The rest of the entry stays until the next task overwrites it.
+        // The rest of a spare entry stays until the next task overwrites
+        // it; past the spares, what the entry holds on the heap goes now
+        // (a burst of a million tasks must not keep their names).
         let e = &mut self.slots[index as usize];
         e.id = 0;
         if self.spares < SPARES {
             self.spares += 1;
         } else {
-            e.node = None;
+            (e.node, e.name) = (None, Cow::Borrowed(""));
         }
         self.free.push(index);
     }
