@@ -497,8 +497,8 @@ impl Node {
 }
 
 /// Registers a task in this thread's shard: writes its entry there, and
-/// nothing else. The task's future asks for its node (see [`record`])
-/// only when it first stays pending.
+/// nothing else. The task's future asks for its node (see
+/// [`Task::node`]) only when it first stays pending.
 fn register(b: Birth) -> Slot {
     let shard = my_shard();
     let home = &REGISTRY[shard as usize];
@@ -536,15 +536,10 @@ fn register(b: Birth) -> Slot {
     Slot::new(shard, index)
 }
 
-/// The node of task `id` in `slot`, taken from its shard and claimed
-/// once.
-#[inline]
-fn record(node: &mut Option<Arc<Node>>, id: u64, slot: Slot) -> &Node {
-    node.get_or_insert_with(|| fetch(id, slot))
-}
-
+/// The node of task `id` in `slot`, claimed for it.
 #[cold]
-fn fetch(id: u64, slot: Slot) -> Arc<Node> {
+fn fetch(id: u64, slot: Option<Slot>) -> Arc<Node> {
+    let slot = slot.expect("only a registered task asks for its node");
     let home = &REGISTRY[slot.shard() as usize];
     let node = lock(&home.shard).slots[slot.index()].node.clone();
     let node = node.expect("a registered task's entry holds its node");
@@ -696,10 +691,12 @@ pub fn track<F: Future>(name: impl Into<Cow<'static, str>>, fut: F) -> Tracked<F
         now: birth_time(),
     });
     Tracked {
-        id,
-        node: None,
-        slot: Some(slot),
-        stack: None,
+        task: Task {
+            id,
+            node: None,
+            slot: Some(slot),
+            stack: None,
+        },
         fut: Some(fut),
     }
 }
@@ -740,14 +737,7 @@ pin_project_lite::pin_project! {
     /// A future registered as a task; see [`track`].
     #[must_use = "futures do nothing unless polled"]
     pub struct Tracked<F> {
-        id: u64,
-        // The task's node, once it stayed pending (see `register`).
-        node: Option<Arc<Node>>,
-        // `None` once the task left the registry.
-        slot: Option<Slot>,
-        // Made at the first span the task opens: most tasks open none,
-        // and a smaller future is a cheaper task allocation.
-        stack: Option<Box<SpanStack>>,
+        task: Task,
         #[pin]
         fut: Option<F>,
     }
@@ -755,16 +745,37 @@ pin_project_lite::pin_project! {
     impl<F> PinnedDrop for Tracked<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if let (Some(slot), true) = (*this.slot, this.fut.is_some()) {
+            if this.fut.is_some() {
                 // Destructors of a task dropped mid-flight run as that
                 // task, so spans they close are found.
-                let _frame = Entered::enter(*this.id, (this.node, slot), this.stack, 0);
+                let _frame = Entered::enter(this.task, 0);
                 this.fut.set(None);
             }
-            if let Some(slot) = this.slot.take() {
+            if let Some(slot) = this.task.slot.take() {
                 deregister(slot);
             }
         }
+    }
+}
+
+/// What a [`Tracked`] knows of its task, apart from its future.
+struct Task {
+    id: u64,
+    /// The task's node, once it stayed pending (see [`register`]).
+    node: Option<Arc<Node>>,
+    /// `None` once the task left the registry.
+    slot: Option<Slot>,
+    /// Made at the first span the task opens: most tasks open none, and
+    /// a smaller future is a cheaper task allocation.
+    stack: Option<Box<SpanStack>>,
+}
+
+impl Task {
+    /// The task's node, taken from its shard and claimed the first time.
+    #[inline]
+    fn node(&mut self) -> &Node {
+        let (id, slot) = (self.id, self.slot);
+        self.node.get_or_insert_with(|| fetch(id, slot))
     }
 }
 
@@ -775,36 +786,24 @@ pin_project_lite::pin_project! {
 /// published to the task's node: one short lock per poll that changed
 /// them, none when the task has no spans left.
 struct Entered<'a> {
-    /// The task, its node if it has it yet, and where to ask for it.
-    id: u64,
-    node: &'a mut Option<Arc<Node>>,
-    slot: Slot,
-    stack: &'a mut Option<Box<SpanStack>>,
+    task: &'a mut Task,
     saved: (u64, u32, u32, bool, u64),
     saved_spans: Vec<SpanRec>,
-    polling: &'static Polling,
-    /// Whether this poll is shown in `polling`.
-    shown: bool,
 }
 
 impl<'a> Entered<'a> {
     /// `since`: when this poll began (0 for a destructor's run, which is
     /// not shown as a poll).
     #[inline(always)]
-    fn enter(
-        id: u64,
-        (node, slot): (&'a mut Option<Arc<Node>>, Slot),
-        stack: &'a mut Option<Box<SpanStack>>,
-        since: u64,
-    ) -> Self {
-        let (spans, next) = match stack {
+    fn enter(task: &'a mut Task, since: u64) -> Self {
+        let (spans, next) = match &mut task.stack {
             Some(stack) => (std::mem::take(&mut stack.spans), stack.next),
             None => (Vec::new(), 0),
         };
         let (saved, polling) = HERE.with(|h| {
             (
                 (
-                    h.task.replace(id),
+                    h.task.replace(task.id),
                     h.current.replace(0),
                     h.next.replace(next),
                     h.dirty.replace(false),
@@ -813,27 +812,21 @@ impl<'a> Entered<'a> {
                 h.polling.get(),
             )
         });
-        let polling = polling.unwrap_or_else(take_polling);
         // A destructor's run (`since` 0) is not shown as a poll.
-        let shown = since != 0;
-        if shown {
+        if since != 0 {
+            let polling = polling.unwrap_or_else(take_polling);
             let (outer, outer_since) = (saved.0, saved.4);
             if outer != 0 && outer_since != 0 {
                 polling.nest(outer, outer_since);
             }
             polling.since.store(since, Relaxed);
-            polling.task.store(id, Release);
+            polling.task.store(task.id, Release);
         }
         let saved_spans = STACK.with(|s| s.replace(spans));
         Self {
-            id,
-            node,
-            slot,
-            stack,
+            task,
             saved,
             saved_spans,
-            polling,
-            shown,
         }
     }
 }
@@ -842,37 +835,45 @@ impl Drop for Entered<'_> {
     #[inline]
     fn drop(&mut self) {
         let (task, current, next, dirty, since) = self.saved;
-        if self.shown {
-            if task != 0 && since != 0 {
-                self.polling.unnest(since);
-            }
-            let shown = if since != 0 { task } else { 0 };
-            self.polling.task.store(shown, Release);
-        }
-        let (next, dirty) = HERE.with(|h| {
+        let (next, dirty, shown) = HERE.with(|h| {
             h.task.set(task);
             h.current.set(current);
-            h.since.set(since);
-            (h.next.replace(next), h.dirty.replace(dirty))
+            // Shown when it began at a time (see `enter`).
+            let shown = h.since.replace(since) != 0;
+            (
+                h.next.replace(next),
+                h.dirty.replace(dirty),
+                h.polling.get().filter(|_| shown),
+            )
         });
+        if let Some(polling) = shown {
+            if task != 0 && since != 0 {
+                polling.unnest(since);
+            }
+            let shown = if since != 0 { task } else { 0 };
+            polling.task.store(shown, Release);
+        }
         let spans = STACK.with(|s| s.replace(std::mem::take(&mut self.saved_spans)));
-        if self.stack.is_none() && spans.capacity() == 0 {
+        let t = &mut *self.task;
+        if t.stack.is_none() && spans.capacity() == 0 {
             // No span ever opened: nothing to keep or publish.
             return;
         }
-        let stack = &mut **self.stack.get_or_insert_with(Box::default);
+        let stack = &mut **t.stack.get_or_insert_with(Box::default);
         (stack.spans, stack.next) = (spans, next);
         if !dirty {
             return;
         }
         if stack.spans.is_empty() {
             if std::mem::take(&mut stack.shown) {
-                if let Some(node) = self.node.as_deref() {
+                if let Some(node) = t.node.as_deref() {
                     node.has_spans.store(false, Relaxed);
                 }
             }
         } else if !(stack.shown && same_shape(&stack.spans, &stack.published)) {
-            let node = record(self.node, self.id, self.slot);
+            // Taken out to borrow the node beside it.
+            let mut stack = t.stack.take().unwrap_or_default();
+            let node = t.node();
             if !same_shape(&stack.spans, &stack.published) {
                 lock(&node.spans).set(&stack.spans);
                 stack.published.clear();
@@ -880,6 +881,7 @@ impl Drop for Entered<'_> {
             }
             node.has_spans.store(true, Relaxed);
             stack.shown = true;
+            t.stack = Some(stack);
         }
     }
 }
@@ -889,12 +891,9 @@ impl<F: Future> Future for Tracked<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let mut this = self.project();
-        let Some(slot) = *this.slot else {
-            panic!("`Tracked` polled after completion");
-        };
-        let (id, start) = (*this.id, now_ns());
+        let start = now_ns();
         let out = {
-            let _frame = Entered::enter(id, (&mut *this.node, slot), this.stack, start);
+            let _frame = Entered::enter(this.task, start);
             let fut = this
                 .fut
                 .as_mut()
@@ -910,12 +909,13 @@ impl<F: Future> Future for Tracked<F> {
             // Finished tasks leave now, not when the executor drops them;
             // their figures are never read again, so the clock is not
             // read for them either.
-            *this.slot = None;
-            deregister(slot);
+            if let Some(slot) = this.task.slot.take() {
+                deregister(slot);
+            }
             return out;
         }
         let end = now_ns();
-        let node = record(this.node, id, slot);
+        let node = this.task.node();
         node.busy_ns.store(
             node.busy_ns.load(Relaxed) + end.saturating_sub(start),
             Relaxed,
@@ -1050,7 +1050,7 @@ mod tests {
     #[test]
     fn a_task_is_registered_until_it_ends() {
         let fut = track("short", async { current_id() });
-        let id = fut.id;
+        let id = fut.task.id;
         let view = find(id).expect("registered at creation");
         assert_eq!(view.name, "short");
         assert_eq!(view.polls, 0);
@@ -1113,7 +1113,7 @@ mod tests {
             smol::future::yield_now().await;
             (me, during)
         }));
-        let id = fut.id;
+        let id = fut.task.id;
         assert!(!is_polling(id), "not polled yet");
         assert!(smol::block_on(smol::future::poll_once(&mut fut)).is_none());
         assert!(!is_polling(id), "between polls");
@@ -1196,7 +1196,7 @@ mod tests {
                 let tasks: Vec<_> = (0..100)
                     .map(|i| track("finished-elsewhere", async move { i }))
                     .collect();
-                ids = tasks.iter().map(|t| t.id).collect();
+                ids = tasks.iter().map(|t| t.task.id).collect();
                 std::thread::spawn(move || {
                     for t in tasks {
                         smol::block_on(t);
@@ -1219,7 +1219,7 @@ mod tests {
     #[test]
     fn a_dropped_task_leaves_the_registry() {
         let mut fut = Box::pin(track("forever", smol::future::pending::<()>()));
-        let id = fut.id;
+        let id = fut.task.id;
         assert!(smol::block_on(smol::future::poll_once(&mut fut)).is_none());
         let view = find(id).unwrap();
         assert_eq!(view.polls, 1);
