@@ -63,11 +63,17 @@ pub(super) fn write_json(tree: &TaskTree, out: &mut String) {
 struct Out<'a> {
     buf: &'a mut String,
     indent: usize,
-    /// The last strings found to need no escapes, by address and length:
-    /// the same file names and span labels recur on most tasks of a dump,
-    /// and are scanned once.
-    plain: [(usize, usize); 4],
+    /// Strings found to need no escapes, by address and length, replaced
+    /// in turn: the same names, file names and span labels recur on most
+    /// tasks of a dump, and are scanned once. (Least recently used, 4
+    /// entries thrashed on the 5 strings of each task of the bench's
+    /// tree, and every string was scanned anyway.)
+    plain: [(usize, usize); PLAIN],
+    next_plain: usize,
 }
+
+/// Strings [`Out`] remembers as plain.
+const PLAIN: usize = 16;
 
 /// The decimal pairs `00` to `99`.
 const PAIRS: &str = "0001020304050607080910111213141516171819\
@@ -81,7 +87,8 @@ impl<'a> Out<'a> {
         Out {
             buf,
             indent,
-            plain: [(0, 0); 4],
+            plain: [(0, 0); PLAIN],
+            next_plain: 0,
         }
     }
 }
@@ -310,8 +317,8 @@ impl Out<'_> {
                 .iter()
                 .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
             if plain {
-                self.plain.rotate_right(1);
-                self.plain[0] = key;
+                self.plain[self.next_plain % PLAIN] = key;
+                self.next_plain += 1;
             }
             plain
         };
