@@ -65,9 +65,9 @@ struct Out<'a> {
     indent: usize,
     /// Strings found to need no escapes, by address and length, replaced
     /// in turn: the same names, file names and span labels recur on most
-    /// tasks of a dump, and are scanned once. (Least recently used, 4
-    /// entries thrashed on the 5 strings of each task of the bench's
-    /// tree, and every string was scanned anyway.)
+    /// tasks of a dump, and are scanned once. A tree's strings all live
+    /// as long as its rendering, so an address and a length name one
+    /// text.
     plain: [(usize, usize); PLAIN],
     next_plain: usize,
 }
