@@ -10,6 +10,7 @@
 //! - `double_pause`: one task awaits two `pause!()`s at once (run it with
 //!   `SMOL_DEVX_REPL_SCRIPT=c`);
 //! - `wait_for_debugger`: the root waits for a holder to release;
+//! - `asked`: the root waits while a subactor asks who holds the lock;
 //! - `cancel_at_each_poll`: requests abandoned after k polls, k = 0..30;
 //! - `async_std`: a subactor takes the lock from async-std's executor;
 //! - `status`: a subactor enters and releases through `DebugStatus`;
@@ -69,6 +70,17 @@ async fn hold_for(actor: Actor, ms: u64) -> Res<()> {
     smol::Timer::after(Duration::from_millis(ms)).await;
     say(&actor, "releasing");
     lock.release().await
+}
+
+/// Asks the root who holds the lock every 50 ms for `ms`, as a subactor
+/// waiting out its children's REPLs does.
+async fn keep_asking(actor: Actor, ms: u64) -> Res<()> {
+    let until = std::time::Instant::now() + Duration::from_millis(ms);
+    while std::time::Instant::now() < until {
+        lock_queue(&actor).await?;
+        smol::Timer::after(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 async fn hold_forever(actor: Actor, _: ()) -> Res<()> {
@@ -270,6 +282,27 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
             println!("waited {waited}, in use after: {}", Lock::root().in_use());
             nursery.join().await?;
         }
+        Some("asked") => {
+            nursery
+                .run_in_actor(ActorSpec::new("keep_asking"), &1_000u64)
+                .await?;
+            // Until the subactor's first question: before it, nothing is
+            // in debug and the root does not wait.
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let mut waited = false;
+            while !waited && std::time::Instant::now() < deadline {
+                waited = maybe_wait_for_debugger(&actor).await;
+                smol::Timer::after(Duration::from_millis(10)).await;
+            }
+            println!("waited while asked {waited}");
+            nursery.join().await?;
+            // Questions over and more than their window gone by.
+            smol::Timer::after(Duration::from_millis(500)).await;
+            println!(
+                "after the questions {}",
+                maybe_wait_for_debugger(&actor).await
+            );
+        }
         Some("status") => {
             nursery
                 .run_in_actor(ActorSpec::new("through_status"), &())
@@ -313,6 +346,7 @@ fn main() -> std::process::ExitCode {
         .entry("contend", contend)
         .entry("hold_forever", hold_forever)
         .entry("hold_for", hold_for)
+        .entry("keep_asking", keep_asking)
         .entry("take_once", take_once)
         .entry("hold_until_queue", hold_until_queue)
         .entry("ask_twice", ask_twice)

@@ -426,3 +426,21 @@ fn the_root_waits_for_the_debugger_only_when_someone_is_in_it() {
         "{lines:#?}"
     );
 }
+
+/// A subactor asking who holds the lock (as one waiting out its
+/// children's REPLs does, its own crash REPL maybe next) keeps the root
+/// from tearing down though the lock is free; once it stopped asking,
+/// the root does not wait.
+#[test]
+fn the_root_waits_while_a_subactor_asks_about_the_lock() {
+    let root = Running::start("debug_lock", &["asked"], &[]);
+    let lines = ends_cleanly(root, T);
+    assert!(
+        has(&lines, |l| l == "waited while asked true"),
+        "{lines:#?}"
+    );
+    assert!(
+        has(&lines, |l| l == "after the questions false"),
+        "{lines:#?}"
+    );
+}

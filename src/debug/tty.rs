@@ -142,6 +142,7 @@ pub fn install(runtime: Runtime) -> Runtime {
             LOCK_STATE_HANDLER,
             &PldSpec::ANY,
             |_: Actor, _: Context, (): ()| async move {
+                *crate::task::lock(&ASKED) = Some(std::time::Instant::now());
                 let lock = Lock::root();
                 let holder = lock.holder().map(|o| o.actor);
                 let waiters: Vec<ActorUid> = lock.waiters().into_iter().map(|o| o.actor).collect();
@@ -435,12 +436,32 @@ pub const DEBUG_SETTLE: std::time::Duration = std::time::Duration::from_millis(2
 /// use, while it waits for it.
 const DEBUG_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// When a subactor last asked the root who holds the lock (the root's
+/// side of [`lock_queue`]).
+static ASKED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// How long questions about a free lock keep the root from tearing down.
+const ASKED_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether a subactor asked about the lock lately: one that waits out
+/// its children's REPLs asks every [`DEBUG_POLL`], then settles for
+/// [`DEBUG_SETTLE`] and asks once more before its own crash REPL asks for
+/// the lock. While it does, the root does not count the debugger as done:
+/// with the lock alone, a root whose last REPL had just ended tore the
+/// tree down before such a crash had reached the lock.
+fn asked_lately() -> bool {
+    crate::task::lock(&ASKED).is_some_and(|t| t.elapsed() < DEBUG_SETTLE + DEBUG_POLL)
+}
+
 /// Waits until the debugger is free, and stayed free for
 /// [`DEBUG_SETTLE`], before tearing a tree down or signalling a child.
 /// Returns whether it waited; returns `false` at once when no one was in
 /// debug (children that never asked are never waited for).
 ///
-/// The root waits until no actor at all holds or waits for its lock. A
+/// The root waits until no actor at all holds or waits for its lock,
+/// and none asked about it in the last [`DEBUG_SETTLE`] + 100 ms (an
+/// actor waiting out its children's REPLs asks; its own crash REPL may
+/// follow), for at most 2 s of questions about a free lock. A
 /// subactor (tractor leaves this to the root alone: its issue 320) asks
 /// the root, and waits while one of its own children holds or waits:
 /// that child may be tearing down in a REPL. It does not wait when the
@@ -448,13 +469,19 @@ const DEBUG_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
     if actor.is_root() {
         let lock = Lock::root();
-        if !lock.in_use() {
+        if !lock.in_use() && !asked_lately() {
             return false;
         }
+        // Questions alone hold the teardown back for a bounded time: an
+        // actor that asks without end must not keep the tree up.
+        let mut idle_since = None;
         loop {
             lock.wait_idle().await;
+            let idle = *idle_since.get_or_insert_with(std::time::Instant::now);
             smol::Timer::after(DEBUG_SETTLE).await;
-            if !lock.in_use() {
+            if lock.in_use() {
+                idle_since = None;
+            } else if !asked_lately() || idle.elapsed() >= ASKED_AT_MOST {
                 return true;
             }
         }
