@@ -11,6 +11,8 @@
 //!   `SMOL_DEVX_REPL_SCRIPT=c`);
 //! - `wait_for_debugger`: the root waits for a holder to release;
 //! - `asked`: the root waits while a subactor asks who holds the lock;
+//! - `asked_forever`: a subactor asks without end: the root waits for it
+//!   a bounded time only, then stops it;
 //! - `cancel_at_each_poll`: requests abandoned after k polls, k = 0..30;
 //! - `async_std`: a subactor takes the lock from async-std's executor;
 //! - `status`: a subactor enters and releases through `DebugStatus`;
@@ -302,6 +304,22 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
                 "after the questions {}",
                 maybe_wait_for_debugger(&actor).await
             );
+        }
+        Some("asked_forever") => {
+            nursery
+                .run_in_actor(ActorSpec::new("keep_asking"), &600_000u64)
+                .await?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            let mut waited = false;
+            while !waited && std::time::Instant::now() < deadline {
+                waited = maybe_wait_for_debugger(&actor).await;
+                smol::Timer::after(Duration::from_millis(10)).await;
+            }
+            println!("waited while asked {waited}");
+            // Still asked, but that hold is spent.
+            println!("waited again {}", maybe_wait_for_debugger(&actor).await);
+            nursery.cancel().await;
+            println!("asker stopped");
         }
         Some("status") => {
             nursery

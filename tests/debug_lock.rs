@@ -444,3 +444,17 @@ fn the_root_waits_while_a_subactor_asks_about_the_lock() {
         "{lines:#?}"
     );
 }
+
+/// A subactor that asks without end holds the root's teardown back only
+/// for a bounded time: the root then stops it.
+#[test]
+fn a_subactor_asking_without_end_does_not_keep_the_root_up() {
+    let root = Running::start("debug_lock", &["asked_forever"], &[]);
+    let lines = ends_cleanly(root, T);
+    assert!(
+        has(&lines, |l| l == "waited while asked true"),
+        "{lines:#?}"
+    );
+    assert!(has(&lines, |l| l == "waited again false"), "{lines:#?}");
+    assert!(has(&lines, |l| l == "asker stopped"), "{lines:#?}");
+}

@@ -440,8 +440,14 @@ const DEBUG_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// side of [`lock_queue`]).
 static ASKED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
 
-/// How long questions about a free lock keep the root from tearing down.
+/// How long questions about a free lock keep the root from tearing down,
+/// in all, until the lock is next granted.
 const ASKED_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Since when questions hold the teardown back, and the lock's grant
+/// count then: a grant since starts a new budget.
+static HELD_SINCE: std::sync::Mutex<Option<(u64, std::time::Instant)>> =
+    std::sync::Mutex::new(None);
 
 /// Whether a subactor asked about the lock lately: one that waits out
 /// its children's REPLs asks every [`DEBUG_POLL`], then settles for
@@ -451,6 +457,25 @@ const ASKED_AT_MOST: std::time::Duration = std::time::Duration::from_secs(2);
 /// tree down before such a crash had reached the lock.
 fn asked_lately() -> bool {
     crate::task::lock(&ASKED).is_some_and(|t| t.elapsed() < DEBUG_SETTLE + DEBUG_POLL)
+}
+
+/// Whether questions hold the root's teardown back, the lock being free:
+/// asked lately, and not yet for [`ASKED_AT_MOST`] since the lock was
+/// last granted. Bounded across calls, so that an actor that asks
+/// without end cannot keep the root from stopping (and killing) it.
+fn held_by_questions() -> bool {
+    if !asked_lately() {
+        return false;
+    }
+    let (grants, _) = Lock::root().grant_stats();
+    let mut held = crate::task::lock(&HELD_SINCE);
+    match *held {
+        Some((at, since)) if at == grants => since.elapsed() < ASKED_AT_MOST,
+        _ => {
+            *held = Some((grants, std::time::Instant::now()));
+            true
+        }
+    }
 }
 
 /// Waits until the debugger is free, and stayed free for
@@ -469,19 +494,13 @@ fn asked_lately() -> bool {
 pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
     if actor.is_root() {
         let lock = Lock::root();
-        if !lock.in_use() && !asked_lately() {
+        if !lock.in_use() && !held_by_questions() {
             return false;
         }
-        // Questions alone hold the teardown back for a bounded time: an
-        // actor that asks without end must not keep the tree up.
-        let mut idle_since = None;
         loop {
             lock.wait_idle().await;
-            let idle = *idle_since.get_or_insert_with(std::time::Instant::now);
             smol::Timer::after(DEBUG_SETTLE).await;
-            if lock.in_use() {
-                idle_since = None;
-            } else if !asked_lately() || idle.elapsed() >= ASKED_AT_MOST {
+            if !lock.in_use() && !held_by_questions() {
                 return true;
             }
         }
