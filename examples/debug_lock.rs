@@ -85,6 +85,27 @@ async fn keep_asking(actor: Actor, ms: u64) -> Res<()> {
     Ok(())
 }
 
+/// Starts a subactor asking about the lock for `ms`, and waits for the
+/// debugger until that holds the root back (before the first question,
+/// nothing is in debug and the root does not wait).
+async fn wait_while_asked(
+    actor: &Actor,
+    nursery: &mut Nursery,
+    ms: u64,
+) -> Result<(), RemoteError> {
+    nursery
+        .run_in_actor(ActorSpec::new("keep_asking"), &ms)
+        .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut waited = false;
+    while !waited && std::time::Instant::now() < deadline {
+        waited = maybe_wait_for_debugger(actor).await;
+        smol::Timer::after(Duration::from_millis(10)).await;
+    }
+    println!("waited while asked {waited}");
+    Ok(())
+}
+
 async fn hold_forever(actor: Actor, _: ()) -> Res<()> {
     let _lock = acquire_debug_lock(&actor, main_task()).await?;
     say(&actor, "locked");
@@ -285,18 +306,7 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
             nursery.join().await?;
         }
         Some("asked") => {
-            nursery
-                .run_in_actor(ActorSpec::new("keep_asking"), &1_000u64)
-                .await?;
-            // Until the subactor's first question: before it, nothing is
-            // in debug and the root does not wait.
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            let mut waited = false;
-            while !waited && std::time::Instant::now() < deadline {
-                waited = maybe_wait_for_debugger(&actor).await;
-                smol::Timer::after(Duration::from_millis(10)).await;
-            }
-            println!("waited while asked {waited}");
+            wait_while_asked(&actor, &mut nursery, 1_000).await?;
             nursery.join().await?;
             // Questions over and more than their window gone by.
             smol::Timer::after(Duration::from_millis(500)).await;
@@ -306,16 +316,7 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
             );
         }
         Some("asked_forever") => {
-            nursery
-                .run_in_actor(ActorSpec::new("keep_asking"), &600_000u64)
-                .await?;
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            let mut waited = false;
-            while !waited && std::time::Instant::now() < deadline {
-                waited = maybe_wait_for_debugger(&actor).await;
-                smol::Timer::after(Duration::from_millis(10)).await;
-            }
-            println!("waited while asked {waited}");
+            wait_while_asked(&actor, &mut nursery, 600_000).await?;
             // Still asked, but that hold is spent.
             println!("waited again {}", maybe_wait_for_debugger(&actor).await);
             nursery.cancel().await;
