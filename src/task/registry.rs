@@ -10,11 +10,12 @@
 //! atomics that only the polling thread writes. Which tasks are polling
 //! right now each thread shows in a slot of its own, and the spawning
 //! thread writes only its own table: a task that ends in its first poll
-//! (most spawned tasks) writes nothing shared, and one run on another core
-//! than its spawner's moves none of the spawner's cache lines. A task's await spans (see
-//! [`Instrument`](super::Instrument)) live in a thread-local while the
-//! task is polled and go back to the task's node when the poll ends, so
-//! entering a span is a thread-local push, not a lock.
+//! (most spawned tasks) writes nothing shared, and one run on another
+//! core than its spawner's moves none of the spawner's cache lines. A
+//! task's await spans (see [`Instrument`](super::Instrument)) live in a
+//! thread-local while the task is polled and go back to the task's node
+//! when the poll ends, so entering a span is a thread-local push, not a
+//! lock.
 //!
 //! ```
 //! use smol_devx::task::{self, Instrument};
@@ -438,8 +439,8 @@ pub fn is_polling(id: u64) -> bool {
 /// Where a registered task sits: its shard, and its index there. Small
 /// on purpose: it lives in every tracked future, which executors
 /// allocate per task, and a smaller task stays in glibc's cheaper
-/// small-chunk bins.
-/// Stored plus one, so that an `Option<Slot>` takes no more room.
+/// small-chunk bins. Stored plus one, so that an `Option<Slot>` takes
+/// no more room.
 #[derive(Clone, Copy)]
 struct Slot(NonZeroU32);
 
@@ -615,8 +616,8 @@ pub(crate) fn snapshot<T>(live: usize, mut make: impl FnMut(NodeView<'_>) -> T) 
     // Sized up front: growing a vector of 10k entries copies it ~14 times.
     let mut out = Vec::with_capacity(live + live / 8);
     for shard in &REGISTRY {
-        // Reading the entries and nodes under the shard's lock spares a reference
-        // count round trip per task; a shard holds 1/64th of the tasks.
+        // Reading the entries and nodes under the shard's lock spares a
+        // reference count round trip per task.
         let returned = &shard.returned;
         let mut shard = lock(&shard.shard);
         // Finished tasks out first: what is left was live when the lock
@@ -628,39 +629,30 @@ pub(crate) fn snapshot<T>(live: usize, mut make: impl FnMut(NodeView<'_>) -> T) 
         for e in shard.slots.iter().filter(|e| e.id != 0) {
             let polling = polling.iter().find(|p| p.0 == e.id).map(|p| p.1);
             let node = e.node.as_deref().filter(|n| n.of.load(Acquire) == e.id);
-            let Some(n) = node else {
-                // Not pending yet: idle since its birth, unless polling.
-                out.push(make(NodeView {
-                    id: e.id,
-                    name: &e.name,
-                    parent: e.parent,
-                    site: e.site,
-                    polls: 0,
-                    busy: Duration::ZERO,
-                    polling: polling.is_some(),
-                    for_: Duration::from_nanos(now.saturating_sub(polling.unwrap_or(e.born))),
-                    spans: &[],
-                }));
-                continue;
-            };
             let published;
-            let spans = if n.has_spans.load(Relaxed) {
-                published = lock(&n.spans);
-                published.get()
-            } else {
-                &[]
+            // A task not pending yet has no figures: idle since its birth.
+            let (polls, busy_ns, idle_since, spans) = match node {
+                None => (0, 0, e.born, &[][..]),
+                Some(n) => {
+                    let spans = if n.has_spans.load(Relaxed) {
+                        published = lock(&n.spans);
+                        published.get()
+                    } else {
+                        &[]
+                    };
+                    let (polls, busy) = (n.polls.load(Relaxed), n.busy_ns.load(Relaxed));
+                    (polls, busy, n.since_ns.load(Relaxed), spans)
+                }
             };
             out.push(make(NodeView {
                 id: e.id,
                 name: &e.name,
                 parent: e.parent,
                 site: e.site,
-                polls: n.polls.load(Relaxed),
-                busy: Duration::from_nanos(n.busy_ns.load(Relaxed)),
+                polls,
+                busy: Duration::from_nanos(busy_ns),
                 polling: polling.is_some(),
-                for_: Duration::from_nanos(
-                    now.saturating_sub(polling.unwrap_or_else(|| n.since_ns.load(Relaxed))),
-                ),
+                for_: Duration::from_nanos(now.saturating_sub(polling.unwrap_or(idle_since))),
                 spans,
             }));
         }
