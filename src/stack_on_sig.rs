@@ -27,7 +27,7 @@
 //! }
 //! ```
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -98,7 +98,7 @@ impl ActorDump {
         out.push_str("{\"actor\":");
         out.push_str(&small_json(&self.actor));
         out.push_str(",\"pid\":");
-        out.push_str(&self.pid.to_string());
+        let _ = write!(out, "{}", self.pid);
         out.push_str(",\"tasks\":");
         match &self.tasks {
             Some(tasks) => tasks.write_json(out),
@@ -121,15 +121,15 @@ impl ActorDump {
     /// of a 10k-task actor took twice as long as its own dump.
     fn write_text(&self, out: &mut String, depth: usize) {
         let pad = "  ".repeat(depth);
-        out.push_str(&format!("{pad}actor {} pid {}", self.actor, self.pid));
+        let _ = write!(out, "{pad}actor {} pid {}", self.actor, self.pid);
         match (&self.tasks, &self.missing) {
             (Some(tasks), _) => {
-                out.push_str(&format!(": {} tasks\n", tasks.len()));
+                let _ = writeln!(out, ": {} tasks", tasks.len());
                 tasks.write_text(out, depth + 1);
             }
             (None, why) => {
                 let why = why.as_deref().unwrap_or("?");
-                out.push_str(&format!(": MISSING ({why})\n"));
+                let _ = writeln!(out, ": MISSING ({why})");
             }
         }
         for child in &self.children {
@@ -306,7 +306,7 @@ async fn on_signal() {
         unix_time()
     );
     tree.write_text(&mut text, 0);
-    text.push_str(&format!("--- end of tasks of {who} pid {pid} ---\n"));
+    let _ = writeln!(text, "--- end of tasks of {who} pid {pid} ---");
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
     append_log(&text);
     let Some(actor) = actor else { return };
