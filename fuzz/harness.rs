@@ -75,10 +75,10 @@ pub fn alloc_bound(input_len: usize) -> usize {
 /// payload decoder under every spec.
 ///
 /// Invariants: no panic; failures are typed; the slice decoder and the
-/// stream reader agree; whatever decodes re-encodes to the same message;
-/// a payload accepted under the lock spec decodes identically without it;
-/// memory follows the bytes that arrived, never the lengths they claim
-/// (see [`alloc_bound`]).
+/// stream reader agree; whatever decodes re-encodes to the same message,
+/// in ciborium's bytes; a payload accepted under the lock spec decodes
+/// identically without it; memory follows the bytes that arrived, never
+/// the lengths they claim (see [`alloc_bound`]).
 pub fn decode_frame(data: &[u8]) {
     let codec = Codec::default().with_max_frame(FUZZ_MAX_FRAME);
     let largest = largest_alloc_during(|| check_decode(&codec, data));
@@ -110,6 +110,14 @@ fn check_decode(codec: &Codec, data: &[u8]) {
     assert_eq!(ciborium_reads::<Msg>(&data[4..used]), msg);
 
     let again = codec.encode(&msg).expect("a decoded message re-encodes");
+    // The codec writes the common envelopes by hand: as ciborium does.
+    let mut theirs = Vec::new();
+    ciborium::ser::into_writer(&msg, &mut theirs).unwrap();
+    assert_eq!(
+        again[4..],
+        theirs,
+        "the codec wrote other bytes than ciborium"
+    );
     assert_eq!(
         codec
             .decode_frame(&again)

@@ -361,9 +361,11 @@ impl Codec {
     pub fn encode_into(&self, msg: &Msg, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let start = out.len();
         out.extend_from_slice(&[0; PREFIX_LEN]);
-        if let Err(e) = encode_value(msg, out) {
-            out.truncate(start);
-            return Err(e);
+        if !fast::write_envelope(msg, out) {
+            if let Err(e) = encode_value(msg, out) {
+                out.truncate(start);
+                return Err(e);
+            }
         }
         let len = out.len() - start - PREFIX_LEN;
         if len > self.max_frame {
@@ -415,6 +417,9 @@ impl Codec {
     /// Decodes one frame body (no prefix): exactly one message, nothing
     /// after it.
     pub fn decode_body(&self, body: &[u8]) -> Result<Msg, CodecError> {
+        if let Some(msg) = fast::read_envelope(body, self.max_depth) {
+            return Ok(msg);
+        }
         self.decode_exact(body).map_err(|e| match e {
             // The envelope has one shape; anything else is not a message.
             DecodeFailure::Semantic { offset, reason } => CodecError::Malformed {
