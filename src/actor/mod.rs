@@ -47,7 +47,7 @@ use serde::Serialize;
 use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 
-use crate::codec::{encode_pld, Codec, PldSpec};
+use crate::codec::{encode_pld, Codec, CodecError, PldSpec};
 use crate::ipc::auth::{client_handshake, new_token, new_uuid, server_handshake};
 use crate::ipc::{Addr, Channel, Context, Incoming, IncomingDialogs, Listener, Side, Transport};
 use crate::msg::{ActorUid, Msg, Pld, RemoteError};
@@ -467,7 +467,7 @@ impl Runtime {
     pub fn entry<A, R, E, F, Fut>(self, name: &str, f: F) -> Self
     where
         A: DeserializeOwned + Send + 'static,
-        R: Serialize,
+        R: Serialize + 'static,
         E: std::error::Error + Send + Sync + 'static,
         F: Fn(Actor, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
@@ -486,10 +486,30 @@ impl Runtime {
     /// Registers a dialog handler: it gets the dialog's [`Context`] (to
     /// send `started`, stream items) and its decoded argument; every
     /// payload of the dialog is decoded under `spec`.
-    pub fn handler<A, R, E, F, Fut>(mut self, name: &str, spec: &'static PldSpec, f: F) -> Self
+    pub fn handler<A, R, E, F, Fut>(self, name: &str, spec: &'static PldSpec, f: F) -> Self
     where
         A: DeserializeOwned + Send + 'static,
-        R: Serialize,
+        R: Serialize + 'static,
+        E: std::error::Error + Send + Sync + 'static,
+        F: Fn(Actor, Context, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        self.handler_encoded_by(name, spec, f, encode_pld::<R>)
+    }
+
+    /// [`Runtime::handler`] with its own encoding of the result: the
+    /// lock dialog's writes its `LockStatus` directly (serde's calls
+    /// cost the root ~650 instructions per lock dialog).
+    pub(crate) fn handler_encoded_by<A, R, E, F, Fut>(
+        mut self,
+        name: &str,
+        spec: &'static PldSpec,
+        f: F,
+        encode: fn(&R) -> Result<Pld, CodecError>,
+    ) -> Self
+    where
+        A: DeserializeOwned + Send + 'static,
+        R: 'static,
         E: std::error::Error + Send + Sync + 'static,
         F: Fn(Actor, Context, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
@@ -504,7 +524,7 @@ impl Runtime {
                     .await
                     .map_err(|e| error::box_error(e, &here))?;
                 let e = match f(actor, ctx, args).await {
-                    Ok(out) => return encode_pld(&out).map_err(|e| error::box_error(e, &here)),
+                    Ok(out) => return encode(&out).map_err(|e| error::box_error(e, &here)),
                     Err(e) => e,
                 };
                 // Boxing resolves a backtrace, milliseconds on this actor's

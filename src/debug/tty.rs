@@ -117,7 +117,7 @@ pub fn install(runtime: Runtime) -> Runtime {
                 waited
             })
         }))
-        .handler(
+        .handler_encoded_by(
             LOCK_HANDLER,
             &PldSpec::LOCK,
             |actor: Actor, mut ctx: Context, req: LockMsg| async move {
@@ -137,6 +137,7 @@ pub fn install(runtime: Runtime) -> Runtime {
                     .await
                     .map(LockMsg::LockStatus)
             },
+            |msg: &LockMsg| Ok(encode_lock_msg(msg)),
         )
         .handler(
             LOCK_STATE_HANDLER,
