@@ -330,8 +330,7 @@ impl Actor {
             .dial(addr)
             .await
             .map_err(|e| RemoteError::new("ConnectError", e, self.uid().clone()))?;
-        let name = format!("serve {}", chan.peer().name);
-        task::spawn(name, serve_dialogs(self.clone(), chan.clone(), incoming)).detach();
+        serve_dialogs(self.clone(), chan.clone(), incoming);
         Ok(chan)
     }
 
@@ -792,9 +791,7 @@ async fn accept_loop(actor: Actor, listener: Listener) {
                 }
                 None => {
                     log::debug!("{}: peer {peer} connected", inner.uid);
-                    serve_dialogs(actor.clone(), chan, incoming)
-                        .instrument("serve dialogs")
-                        .await;
+                    serve_dialogs(actor.clone(), chan, incoming);
                 }
             }
         })
@@ -802,12 +799,13 @@ async fn accept_loop(actor: Actor, listener: Listener) {
     }
 }
 
-/// Serves the dialogs a peer opens, each in its own task.
-async fn serve_dialogs(actor: Actor, chan: Channel, incoming: IncomingDialogs) {
-    while let Some(dialog) = incoming.recv().instrument("next dialog").await {
+/// Serves the dialogs a peer opens, each in its own task, spawned by the
+/// connection's read loop as the dialog arrives.
+fn serve_dialogs(actor: Actor, chan: Channel, incoming: IncomingDialogs) {
+    incoming.serve_each(move |dialog| {
         let name = dialog_task_name(&dialog, &chan);
         task::spawn(name, run_dialog(actor.clone(), chan.clone(), dialog, false)).detach();
-    }
+    });
 }
 
 /// `handler #cid from peer`: what a task dump shows for a served dialog.

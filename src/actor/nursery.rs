@@ -276,11 +276,7 @@ impl Nursery {
             return Err(self.fail(&format!("{uid} never connected"), "exited or timed out"));
         };
         // A child's own requests are served like any peer's.
-        task::spawn(
-            format!("serve {}", spec.name),
-            super::serve_dialogs(self.actor.clone(), chan.clone(), incoming),
-        )
-        .detach();
+        super::serve_dialogs(self.actor.clone(), chan.clone(), incoming);
         // Remembered before its entry starts: once the entry runs, signals
         // and dumps relayed through this actor reach the child.
         self.actor.remember_child(LiveChild {

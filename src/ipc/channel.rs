@@ -59,6 +59,16 @@ impl IncomingDialogs {
     pub async fn recv(&self) -> Option<Incoming> {
         self.0.recv().await
     }
+
+    /// Hands each dialog to `serve` as the connection's read loop gets it
+    /// (those that arrived already first, in order), instead of queueing
+    /// it for [`IncomingDialogs::recv`]. `serve` runs inside the read
+    /// loop: it should only pass the dialog on (spawn its handler), never
+    /// wait. A server that spawns each dialog's handler this way saves a
+    /// task wake-up per dialog over a loop around `recv`.
+    pub fn serve_each(self, serve: impl FnMut(Incoming) + Send + 'static) {
+        self.0.divert(serve);
+    }
 }
 
 /// Tells a served dialog's runner that the peer cancelled it (or that the

@@ -27,6 +27,8 @@ struct State<T> {
     waker: Option<Waker>,
     /// The receiving end is gone: posts are dropped.
     deaf: bool,
+    /// Takes each post in the poster's call instead ([`Mailbox::divert`]).
+    divert: Option<Box<dyn FnMut(T) + Send>>,
 }
 
 struct Shared<T> {
@@ -49,6 +51,7 @@ pub(crate) fn mailbox<T>() -> (Poster<T>, Mailbox<T>) {
             queue: VecDeque::new(),
             waker: None,
             deaf: false,
+            divert: None,
         }),
         posters: AtomicUsize::new(0),
     });
@@ -70,6 +73,10 @@ impl<T> Poster<T> {
     pub(crate) fn post(&self, msg: T) -> bool {
         let waker = {
             let mut state = self.0.state();
+            if let Some(divert) = state.divert.as_mut() {
+                divert(msg);
+                return true;
+            }
             if state.deaf {
                 return false;
             }
@@ -131,6 +138,25 @@ impl<T> Mailbox<T> {
     }
 }
 
+impl<T: 'static> Mailbox<T> {
+    /// Hands every message from now on to `f`, inside the poster's call,
+    /// instead of queueing it; what waits already goes to `f` first, in
+    /// order. For a receiver that only passes each message on (a
+    /// connection's incoming dialogs, each spawned as a task): no task of
+    /// its own to wake per message. `f` runs under the mailbox's lock, so
+    /// it must not post to this mailbox.
+    pub(crate) fn divert(self, mut f: impl FnMut(T) + Send + 'static) {
+        let mut state = self.0.state();
+        if let Some(first) = state.next.take() {
+            f(first);
+        }
+        for msg in state.queue.drain(..) {
+            f(msg);
+        }
+        state.divert = Some(Box::new(f));
+    }
+}
+
 impl<T> Drop for Mailbox<T> {
     fn drop(&mut self) {
         let mut state = self.0.state();
@@ -187,6 +213,22 @@ mod tests {
                 next_out += 1;
             }
         });
+    }
+
+    #[test]
+    fn a_diverted_mailbox_hands_over_what_waits_then_every_post_in_order() {
+        let (poster, mailbox) = mailbox::<Msg>();
+        for cid in 0..3 {
+            poster.post(Msg::Stop { cid });
+        }
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let into = seen.clone();
+        mailbox.divert(move |msg| lock(&into).push(msg.cid()));
+        assert_eq!(*lock(&seen), [Some(0), Some(1), Some(2)]);
+        assert!(poster.post(Msg::Stop { cid: 3 }), "taken, not refused");
+        assert_eq!(*lock(&seen), [Some(0), Some(1), Some(2), Some(3)]);
+        let state = poster.0.state();
+        assert!(state.next.is_none() && state.queue.is_empty());
     }
 
     #[test]
