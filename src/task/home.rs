@@ -8,6 +8,13 @@
 //! tasks all run on the thread that waits for their sockets is woken once
 //! per message, like a blocking socket.
 //!
+//! Why not `smol::Executor` for it: built for many threads, it keeps a
+//! set of every live task, searches local, global and other threads'
+//! queues for the next one and tracks sleeping tickers: ~4k instructions
+//! per lock dialog in the root, ~3k in the subactor (callgrind of
+//! `cargo bench --bench lock`), a fifth of all. Here a woken task goes
+//! into one queue, and the thread in [`block_on`] runs the queue.
+//!
 //! [`spawn`](super::spawn) puts a task here when it is called on a thread
 //! inside [`block_on`], and on smol's global executor otherwise: a task
 //! spawned from any other thread (a blocking REPL, a plain
@@ -15,19 +22,111 @@
 //! the home executor again.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 
+use async_task::Runnable;
+
 use super::lock;
 
-static HOME: smol::Executor<'static> = smol::Executor::new();
+/// Home tasks woken and not yet run, in the order they were woken.
+static QUEUE: Mutex<VecDeque<Runnable>> = Mutex::new(VecDeque::new());
+
+/// Wakers of the [`block_on`]s that run home tasks while another thread
+/// drives the poller (two at once, in tests); `BYSTANDING` says some wait.
+static BYSTANDERS: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
+static BYSTANDING: AtomicBool = AtomicBool::new(false);
+
+/// Tasks run per turn before the poller gets a look at the sockets, so
+/// that tasks that keep waking themselves cannot starve I/O.
+const TURN: usize = 64;
 
 std::thread_local! {
     /// Whether this thread is inside [`block_on`].
     static DRIVING: Cell<bool> = const { Cell::new(false) };
+    /// Whether this thread is running home tasks right now: a task it
+    /// wakes is found before the thread waits, with no ring needed.
+    static RUNNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// A woken home task joins the queue; whoever runs home tasks is told,
+/// unless it is this very thread, mid-turn.
+fn schedule(runnable: Runnable) {
+    lock(&QUEUE).push_back(runnable);
+    if !RUNNING.get() {
+        super::poller::ring();
+    }
+    if BYSTANDING.load(SeqCst) && BYSTANDING.swap(false, SeqCst) {
+        for waker in std::mem::take(&mut *lock(&BYSTANDERS)) {
+            waker.wake();
+        }
+    }
+}
+
+fn next_task() -> Option<Runnable> {
+    lock(&QUEUE).pop_front()
+}
+
+pin_project_lite::pin_project! {
+    /// `main` to completion, with the home tasks run between its polls.
+    struct RunHome<F> {
+        #[pin]
+        main: OnlyWhenWoken<F>,
+        drives: bool,
+    }
+}
+
+impl<F: Future> Future for RunHome<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        struct Running(bool);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                RUNNING.set(self.0);
+            }
+        }
+        let mut this = self.project();
+        let _running = Running(RUNNING.replace(true));
+        loop {
+            if let Poll::Ready(out) = this.main.as_mut().poll(cx) {
+                return Poll::Ready(out);
+            }
+            let mut ran = 0;
+            while ran < TURN {
+                let Some(task) = next_task() else { break };
+                task.run();
+                ran += 1;
+            }
+            if ran == TURN {
+                // More may wait: back after the poller's look at sockets
+                // (or smol's reactor's).
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            if this.main.is_woken() {
+                continue;
+            }
+            if !*this.drives {
+                let mut bystanders = lock(&BYSTANDERS);
+                if !bystanders.iter().any(|w| w.will_wake(cx.waker())) {
+                    bystanders.push(cx.waker().clone());
+                }
+                BYSTANDING.store(true, SeqCst);
+                drop(bystanders);
+                // Woken between the last look and the registration?
+                if !lock(&QUEUE).is_empty() {
+                    continue;
+                }
+            }
+            // The poller rings for whatever is woken from now on.
+            return Poll::Pending;
+        }
+    }
 }
 
 /// Runs `fut` to completion on this thread, running the tasks that
@@ -57,11 +156,18 @@ pub fn block_on<T>(fut: impl Future<Output = T>) -> T {
         }
     }
     let _driving = Driving(DRIVING.replace(true));
-    match super::poller::drive(HOME.run(OnlyWhenWoken::new(fut))) {
+    let run = RunHome {
+        main: OnlyWhenWoken::new(fut),
+        drives: true,
+    };
+    match super::poller::drive(run) {
         Ok(out) => out,
         // Another thread drives the home poller (a second `block_on` at
-        // once, in tests): wait on smol's reactor instead.
-        Err(run) => smol::block_on(run),
+        // once, in tests): run home tasks too, waiting on smol's reactor.
+        Err(mut run) => {
+            run.drives = false;
+            smol::block_on(run)
+        }
     }
 }
 
@@ -113,6 +219,13 @@ impl<F: Future> OnlyWhenWoken<F> {
     }
 }
 
+impl<F> OnlyWhenWoken<F> {
+    /// Something woke the future since its last poll.
+    fn is_woken(&self) -> bool {
+        self.gate.woken.load(SeqCst)
+    }
+}
+
 impl<F: Future> Future for OnlyWhenWoken<F> {
     type Output = F::Output;
 
@@ -138,15 +251,22 @@ impl<F: Future> Future for OnlyWhenWoken<F> {
 pub(super) fn spawn<T: Send + 'static>(
     fut: impl Future<Output = T> + Send + 'static,
 ) -> smol::Task<T> {
-    if DRIVING.get() {
-        HOME.spawn(fut)
-    } else {
-        smol::spawn(fut)
+    if !DRIVING.get() {
+        return smol::spawn(fut);
     }
+    // A panic ends the task, not the home thread: it reaches whoever
+    // awaits the task (as on smol's executors).
+    let (runnable, task) = async_task::Builder::new()
+        .propagate_panic(true)
+        .spawn(|()| fut, schedule);
+    runnable.schedule();
+    task
 }
 
 #[cfg(test)]
 mod tests {
+    use smol::future::FutureExt;
+
     use super::*;
 
     #[test]
@@ -198,6 +318,45 @@ mod tests {
         // spurious wake or two would pass, the executor's turns would not.
         let polls = polls.load(SeqCst);
         assert!((2..=4).contains(&polls), "{polls} polls");
+    }
+
+    #[test]
+    fn a_panicking_task_reaches_its_awaiter_and_the_home_thread_goes_on() {
+        let (caught, after) = block_on(async {
+            let failing = spawn(async {
+                panic!("on purpose");
+            });
+            let caught = std::panic::AssertUnwindSafe(failing).catch_unwind().await;
+            (caught.is_err(), spawn(async { 7 }).await)
+        });
+        assert!(caught, "the panic reached the awaiter");
+        assert_eq!(after, 7);
+    }
+
+    #[test]
+    fn a_second_block_on_runs_home_tasks_while_the_first_one_is_blocked() {
+        let (driving_tx, driving) = std::sync::mpsc::channel();
+        let (done_tx, done) = std::sync::mpsc::channel::<Option<u32>>();
+        // Holds the poller and blocks its thread until the second one's
+        // task has run: only the second `block_on` can run that task.
+        let first = std::thread::spawn(move || {
+            block_on(async move {
+                driving_tx.send(()).unwrap();
+                done.recv_timeout(std::time::Duration::from_secs(10))
+            })
+        });
+        driving.recv().unwrap();
+        let got = block_on(async {
+            let task = spawn(async { Some(42) });
+            task.or(async {
+                smol::Timer::after(std::time::Duration::from_secs(10)).await;
+                None
+            })
+            .await
+        });
+        done_tx.send(got).unwrap();
+        assert_eq!(got, Some(42), "the second block_on ran its task");
+        assert_eq!(first.join().unwrap(), Ok(Some(42)));
     }
 
     #[test]

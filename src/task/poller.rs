@@ -154,6 +154,14 @@ impl Wake for Doorbell {
     }
 }
 
+/// Wakes the thread that waits on the home poller, if it sleeps; the
+/// next wait after this call does not sleep.
+pub(super) fn ring() {
+    if let Some(poller) = poller() {
+        poller.notify();
+    }
+}
+
 /// Runs `fut` to completion on this thread, waiting on the home poller
 /// between polls; `Err` (with `fut` given back) when another thread
 /// already drives the poller or it could not be made.
