@@ -77,11 +77,27 @@ const TAG_MARKER: &str = "@@TAG@@";
 /// Other deserializers know no such name and go on to the tagged form.
 pub(crate) const LOCK_MSG: &str = "$smol_devx::LockMsg";
 
-/// The fixed parts of the lock messages as this crate writes them: map
-/// heads, variant names and keys, between which [`write_lock_msg`] writes
-/// and [`read_lock_msg`] reads the values. (A text head is
-/// `0x60 | length`, a map head `0xa0 | entries`.)
-mod lock_wire {
+/// The fixed parts of the dialog envelopes and the lock messages as
+/// ciborium writes them (`{"Variant": {fields in declaration order}}`):
+/// map heads, variant names and keys, between which the writers and
+/// readers below handle the values. (A text head is `0x60 | length`, a
+/// map head `0xa0 | entries`.)
+mod wire {
+    /// `{"Start": {` with three fields.
+    pub(super) const START: &[u8] = b"\xa1\x65Start\xa3";
+    /// `{"Started": {` with two fields.
+    pub(super) const STARTED: &[u8] = b"\xa1\x67Started\xa2";
+    /// `{"Yield": {` with two fields.
+    pub(super) const YIELD: &[u8] = b"\xa1\x65Yield\xa2";
+    /// `{"Return": {` with two fields.
+    pub(super) const RETURN: &[u8] = b"\xa1\x66Return\xa2";
+    /// `{"Stop": {` with one field.
+    pub(super) const STOP: &[u8] = b"\xa1\x64Stop\xa1";
+    /// `{"Cancel": {` with one field.
+    pub(super) const CANCEL: &[u8] = b"\xa1\x66Cancel\xa1";
+    pub(super) const HANDLER: &[u8] = b"\x67handler";
+    pub(super) const PLD: &[u8] = b"\x63pld";
+
     /// `{"LockRequest": {` with two fields.
     pub(super) const REQUEST: &[u8] = b"\xa1\x6bLockRequest\xa2";
     /// `{"LockStatus": {` with three fields.
@@ -102,7 +118,7 @@ mod lock_wire {
 /// together): the lock dialog's sends, without serde's calls (~1k
 /// instructions a message through the encoder above).
 pub(crate) fn write_lock_msg(msg: &LockMsg, out: &mut Vec<u8>) {
-    use lock_wire::*;
+    use wire::*;
     let mut enc = Encoder(out);
     let uid = |enc: &mut Encoder<'_>, uid: &ActorUid| {
         enc.0.extend_from_slice(UID_NAME);
@@ -157,32 +173,12 @@ pub(crate) fn read_lock_msg(bytes: &[u8]) -> Option<LockMsg> {
     (dec.pos == bytes.len()).then_some(msg)
 }
 
-/// The fixed parts of the dialog envelope ([`Msg`]) as ciborium writes
-/// it: `{"Variant": {fields in declaration order}}`.
-mod envelope_wire {
-    /// `{"Start": {` with three fields.
-    pub(super) const START: &[u8] = b"\xa1\x65Start\xa3";
-    /// `{"Started": {` with two fields.
-    pub(super) const STARTED: &[u8] = b"\xa1\x67Started\xa2";
-    /// `{"Yield": {` with two fields.
-    pub(super) const YIELD: &[u8] = b"\xa1\x65Yield\xa2";
-    /// `{"Return": {` with two fields.
-    pub(super) const RETURN: &[u8] = b"\xa1\x66Return\xa2";
-    /// `{"Stop": {` with one field.
-    pub(super) const STOP: &[u8] = b"\xa1\x64Stop\xa1";
-    /// `{"Cancel": {` with one field.
-    pub(super) const CANCEL: &[u8] = b"\xa1\x66Cancel\xa1";
-    pub(super) const CID: &[u8] = b"\x63cid";
-    pub(super) const HANDLER: &[u8] = b"\x67handler";
-    pub(super) const PLD: &[u8] = b"\x63pld";
-}
-
 /// Appends `msg` as ciborium writes it, for every variant but `Hello` and
 /// `Error` (rare, and with nested values): `false` for those, with `out`
 /// untouched. Every dialog message crosses here, and serde's calls
 /// through the encoder above cost ~450 instructions a message.
 pub(super) fn write_envelope(msg: &Msg, out: &mut Vec<u8>) -> bool {
-    use envelope_wire::*;
+    use wire::*;
     let (head, cid, handler, pld) = match msg {
         Msg::Start { cid, handler, pld } => (START, cid, Some(handler), Some(pld)),
         Msg::Started { cid, pld } => (STARTED, cid, None, Some(pld)),
@@ -219,7 +215,7 @@ const ENVELOPE_DEPTH: usize = 2;
 /// name), which the serde path then reads or refuses: what this returns
 /// is always what the derive reads.
 pub(super) fn read_envelope(bytes: &[u8], max_depth: usize) -> Option<Msg> {
-    use envelope_wire::*;
+    use wire::*;
     if max_depth < ENVELOPE_DEPTH {
         return None;
     }
@@ -674,15 +670,15 @@ impl<'de> Decoder<'de> {
 
     /// The `subactor_uid` field, key included.
     fn actor_uid(&mut self) -> Result<ActorUid> {
-        self.lit(lock_wire::UID_NAME)?;
+        self.lit(wire::UID_NAME)?;
         let name = self.shared_text()?;
-        self.lit(lock_wire::UUID)?;
+        self.lit(wire::UUID)?;
         let uuid = self.shared_text()?;
         Ok(ActorUid { name, uuid })
     }
 
     fn lock_msg(&mut self) -> Result<LockMsg> {
-        use lock_wire::*;
+        use wire::*;
         if self.lit(STATUS).is_ok() {
             let subactor_uid = self.actor_uid()?;
             self.lit(CID)?;
