@@ -41,8 +41,7 @@ static QUEUE: Mutex<VecDeque<Runnable>> = Mutex::new(VecDeque::new());
 static BYSTANDERS: Mutex<Vec<Waker>> = Mutex::new(Vec::new());
 static BYSTANDING: AtomicBool = AtomicBool::new(false);
 
-/// Tasks run per turn before the poller gets a look at the sockets, so
-/// that tasks that keep waking themselves cannot starve I/O.
+/// Tasks run per turn, between two looks at I/O.
 const TURN: usize = 64;
 
 std::thread_local! {
@@ -92,40 +91,36 @@ impl<F: Future> Future for RunHome<F> {
         }
         let mut this = self.project();
         let _running = Running(RUNNING.replace(true));
-        loop {
-            if let Poll::Ready(out) = this.main.as_mut().poll(cx) {
-                return Poll::Ready(out);
-            }
-            let mut ran = 0;
-            while ran < TURN {
-                let Some(task) = next_task() else { break };
-                task.run();
-                ran += 1;
-            }
-            if ran == TURN {
-                // More may wait: back after the poller's look at sockets
-                // (or smol's reactor's).
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            if this.main.is_woken() {
-                continue;
-            }
-            if !*this.drives {
-                let mut bystanders = lock(&BYSTANDERS);
-                if !bystanders.iter().any(|w| w.will_wake(cx.waker())) {
-                    bystanders.push(cx.waker().clone());
-                }
-                BYSTANDING.store(true, SeqCst);
-                drop(bystanders);
-                // Woken between the last look and the registration?
-                if !lock(&QUEUE).is_empty() {
-                    continue;
-                }
-            }
-            // The poller rings for whatever is woken from now on.
-            return Poll::Pending;
+        // Whatever wakes `main` meanwhile wakes `cx` too (its gate passes
+        // wakes on), so a `Pending` below never sleeps through one.
+        if let Poll::Ready(out) = this.main.as_mut().poll(cx) {
+            return Poll::Ready(out);
         }
+        for _ in 0..TURN {
+            let Some(task) = next_task() else {
+                // The driver's poller rings for what is woken from now on;
+                // a bystander asks to be woken.
+                if !*this.drives {
+                    let mut bystanders = lock(&BYSTANDERS);
+                    if !bystanders.iter().any(|w| w.will_wake(cx.waker())) {
+                        bystanders.push(cx.waker().clone());
+                    }
+                    BYSTANDING.store(true, SeqCst);
+                    drop(bystanders);
+                    // Woken between the last look and the registration.
+                    if !lock(&QUEUE).is_empty() {
+                        cx.waker().wake_by_ref();
+                    }
+                }
+                return Poll::Pending;
+            };
+            task.run();
+        }
+        // More may wait: back after a look at I/O (the poller's, or smol's
+        // reactor's), which tasks that keep waking themselves must not
+        // starve.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
@@ -216,13 +211,6 @@ impl<F: Future> OnlyWhenWoken<F> {
         });
         let waker = Waker::from(gate.clone());
         Self { fut, gate, waker }
-    }
-}
-
-impl<F> OnlyWhenWoken<F> {
-    /// Something woke the future since its last poll.
-    fn is_woken(&self) -> bool {
-        self.gate.woken.load(SeqCst)
     }
 }
 

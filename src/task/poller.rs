@@ -333,6 +333,43 @@ mod tests {
     }
 
     #[test]
+    fn a_main_future_that_keeps_yielding_does_not_starve_the_sockets() {
+        let (done_tx, done) = std::sync::mpsc::channel();
+        // On a thread of its own: a starved socket hangs, and the test
+        // must fail instead.
+        std::thread::spawn(move || {
+            let got = loop {
+                let (ours, mut theirs) = UnixStream::pair().unwrap();
+                ours.set_nonblocking(true).unwrap();
+                let got = crate::task::block_on(async move {
+                    // Only the driver's sockets go through the poller:
+                    // another test may drive it now; then try again.
+                    let io = HomeIo::new(ours).ok()?;
+                    // Once the reader waits for an edge.
+                    let writer = std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        theirs.write_all(b"ping").unwrap();
+                        theirs
+                    });
+                    let read = crate::task::spawn("read", async move { read_via(&io).await });
+                    while !read.is_finished() {
+                        smol::future::yield_now().await;
+                    }
+                    drop(writer.join());
+                    Some(read.await)
+                });
+                match got {
+                    Some(got) => break got,
+                    None => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            };
+            let _ = done_tx.send(got);
+        });
+        let got = done.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(got, Ok(b"ping".to_vec()), "the socket's edge was seen");
+    }
+
+    #[test]
     fn a_panicking_driver_does_not_retire_the_poller() {
         let panicked =
             std::thread::spawn(|| drive_when_free(Box::pin(async { panic!("on purpose") }))).join();
