@@ -104,6 +104,18 @@ fn check_decode(codec: &Codec, data: &[u8]) {
         (Err(CodecError::Truncated { .. }), Ok(None)) if data.is_empty() => {}
         _ => panic!("slice decoder said {sliced:?}, stream reader said {streamed:?}"),
     }
+    // The channel's read loop reads from a buffer: the same frames, the
+    // same bytes used, the same outcome.
+    let mut buffered_reader = data;
+    let buffered = future::block_on(codec.read_msg_buffered(&mut buffered_reader, &mut buf));
+    match (&streamed, &buffered) {
+        (Ok(a), Ok(b)) => {
+            assert_eq!(a, b, "buffered and stream readers disagree");
+            assert_eq!(buffered_reader.len(), reader.len());
+        }
+        (Err(_), Err(_)) => {}
+        _ => panic!("stream reader said {streamed:?}, buffered reader said {buffered:?}"),
+    }
     let Ok((msg, used)) = sliced else { return };
     // The codec decodes most frames without ciborium; whatever it
     // accepts, ciborium must read the same.

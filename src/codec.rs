@@ -20,7 +20,7 @@ use std::io;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use smol::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::msg::{short_type_name, LockMsg, Msg, Pld};
 use crate::task::local::Scope;
@@ -248,6 +248,13 @@ crate::task_local! {
 /// theirs, and it is gone the moment `fut` completes or is dropped.
 pub fn with_pld_spec<F: Future>(spec: &'static PldSpec, fut: F) -> Scope<&'static PldSpec, F> {
     PLD_SPEC.scope(spec, fut)
+}
+
+/// Runs `f` with `spec` as the payload spec of every decode it does: the
+/// synchronous [`with_pld_spec`], for a caller that decodes at once (a
+/// dialog's own payloads), without a scope future around the call.
+pub(crate) fn with_pld_spec_now<R>(spec: &'static PldSpec, f: impl FnOnce() -> R) -> R {
+    PLD_SPEC.sync_scope(spec, f)
 }
 
 /// The payload spec of the running task: the innermost [`with_pld_spec`]
@@ -509,6 +516,29 @@ impl Codec {
             });
         }
         self.decode_body(buf).map(Some)
+    }
+
+    /// [`Codec::read_msg`] from a buffered reader: a frame that is whole
+    /// in the reader's buffer (the usual case: one read brings one or
+    /// more frames) is decoded where it lies, without copying it out or
+    /// the two reads of the prefix and the body; any other goes the
+    /// [`Codec::read_msg`] way. The same frames, errors and end of stream
+    /// either way.
+    pub async fn read_msg_buffered<R: AsyncBufRead + Unpin>(
+        &self,
+        reader: &mut R,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<Msg>, CodecError> {
+        let buffered = reader.fill_buf().await?;
+        if let Some((prefix, rest)) = buffered.split_first_chunk::<PREFIX_LEN>() {
+            let len = self.body_len(*prefix)?;
+            if let Some(body) = rest.get(..len) {
+                let msg = self.decode_body(body);
+                reader.consume(PREFIX_LEN + len);
+                return msg.map(Some);
+            }
+        }
+        self.read_msg(reader, buf).await
     }
 
     /// Encodes `msg` into `buf` (reused across calls) and writes it as one

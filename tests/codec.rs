@@ -383,6 +383,36 @@ fn frames_cross_a_real_socket_and_a_cut_frame_is_truncated() {
 }
 
 #[test]
+fn buffered_reads_give_the_same_frames_wherever_the_buffer_cuts_them() {
+    let codec = Codec::default();
+    let mut bytes = Vec::new();
+    for msg in every_msg() {
+        bytes.extend(codec.encode(&msg).unwrap());
+    }
+    let partial = codec.encode(&Msg::Cancel { cid: 5 }).unwrap();
+    bytes.extend(&partial[..partial.len() - 1]);
+    // Buffers from one byte to more than the whole stream: each frame is
+    // read whole from the buffer, or cut by it at each of its bytes.
+    for capacity in (1..=80).chain([4096]) {
+        future::block_on(async {
+            let mut reader = smol::io::BufReader::with_capacity(capacity, &bytes[..]);
+            let mut rbuf = Vec::new();
+            for msg in every_msg() {
+                let got = codec.read_msg_buffered(&mut reader, &mut rbuf).await;
+                assert_eq!(got.unwrap(), Some(msg), "capacity {capacity}");
+            }
+            let err = codec
+                .read_msg_buffered(&mut reader, &mut rbuf)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, CodecError::Truncated { .. }), "{err}");
+            let end = codec.read_msg_buffered(&mut reader, &mut rbuf).await;
+            assert!(end.unwrap().is_none());
+        });
+    }
+}
+
+#[test]
 fn oversize_prefix_on_a_stream_allocates_nothing_and_is_refused() {
     future::block_on(async {
         let mut input = &[0x7f, 0xff, 0xff, 0xff, 0x00][..];

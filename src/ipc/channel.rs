@@ -280,7 +280,12 @@ impl Channel {
         let mut stream = smol::io::BufReader::with_capacity(64 * 1024, StreamReader::new(stream));
         let mut buf = Vec::new();
         let reason = loop {
-            let msg = match self.inner.codec.read_msg(&mut stream, &mut buf).await {
+            let msg = match self
+                .inner
+                .codec
+                .read_msg_buffered(&mut stream, &mut buf)
+                .await
+            {
                 Ok(Some(msg)) => msg,
                 Ok(None) => break "peer closed the connection".to_owned(),
                 Err(e) => {
