@@ -1365,17 +1365,7 @@ mod tests {
             &"é".repeat(200),
             &long,
         ] {
-            for n in [
-                0,
-                23,
-                24,
-                255,
-                256,
-                65_535,
-                65_536,
-                u64::from(u32::MAX),
-                u64::MAX,
-            ] {
+            for n in EVERY_WIDTH {
                 let uid = ActorUid::new(name, "3f0c9a52-6f0e");
                 let msgs = [
                     LockMsg::LockRequest(LockRequest {
@@ -1408,6 +1398,19 @@ mod tests {
         assert!(decode::<LockMsg>(&bytes, LOCK_MSG_DEPTH - 1).is_err());
     }
 
+    /// Numbers at each edge of every CBOR head width.
+    const EVERY_WIDTH: [u64; 9] = [
+        0,
+        23,
+        24,
+        255,
+        256,
+        65_535,
+        65_536,
+        u32::MAX as u64,
+        u64::MAX,
+    ];
+
     /// One envelope of each variant the hand path covers.
     fn envelopes(cid: u64, name: &str, pld: &[u8]) -> [Msg; 6] {
         let pld = || Pld::from_raw(pld.to_vec());
@@ -1428,17 +1431,7 @@ mod tests {
     #[test]
     fn envelopes_are_written_as_ciborium_writes_them() {
         let long = vec![0xa5; 70_000];
-        for cid in [
-            0,
-            23,
-            24,
-            255,
-            256,
-            65_535,
-            65_536,
-            u64::from(u32::MAX),
-            u64::MAX,
-        ] {
+        for cid in EVERY_WIDTH {
             for name in ["", "lock_stdio_for_peer", &"n".repeat(24), &"é".repeat(200)] {
                 for pld in [&[][..], &[0x01], &[7; 23], &[7; 24], &[7; 256], &long] {
                     for msg in envelopes(cid, name, pld) {
