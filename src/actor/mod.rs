@@ -497,7 +497,7 @@ impl Runtime {
     }
 
     /// [`Runtime::handler`] with its own encoding of the result: the
-    /// lock dialog's writes its `LockStatus` directly (serde's calls
+    /// lock dialog's handler writes its `LockStatus` directly (serde's calls
     /// cost the root ~650 instructions per lock dialog).
     pub(crate) fn handler_encoded_by<A, R, E, F, Fut>(
         mut self,
