@@ -31,7 +31,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use async_task::Runnable;
 
-use super::lock;
+use super::{lock, Raised};
 
 /// Home tasks woken and not yet run, in the order they were woken.
 static QUEUE: Mutex<VecDeque<Runnable>> = Mutex::new(VecDeque::new());
@@ -83,14 +83,8 @@ impl<F: Future> Future for RunHome<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        struct Running(bool);
-        impl Drop for Running {
-            fn drop(&mut self) {
-                RUNNING.set(self.0);
-            }
-        }
         let mut this = self.project();
-        let _running = Running(RUNNING.replace(true));
+        let _running = Raised::new(&RUNNING);
         // Whatever wakes `main` meanwhile wakes `cx` too (its gate passes
         // wakes on), so a `Pending` below never sleeps through one.
         if let Poll::Ready(out) = this.main.as_mut().poll(cx) {
@@ -144,13 +138,7 @@ impl<F: Future> Future for RunHome<F> {
 /// assert_eq!(ran_on, here);
 /// ```
 pub fn block_on<T>(fut: impl Future<Output = T>) -> T {
-    struct Driving(bool);
-    impl Drop for Driving {
-        fn drop(&mut self) {
-            DRIVING.set(self.0);
-        }
-    }
-    let _driving = Driving(DRIVING.replace(true));
+    let _driving = Raised::new(&DRIVING);
     let run = RunHome {
         main: OnlyWhenWoken::new(fut),
         drives: true,

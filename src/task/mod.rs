@@ -29,3 +29,25 @@ pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// Sets a thread's flag for as long as the guard lives; its drop puts the
+/// previous value back, also when the code in between unwinds.
+pub(crate) struct Raised {
+    flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>,
+    before: bool,
+}
+
+impl Raised {
+    pub(crate) fn new(flag: &'static std::thread::LocalKey<std::cell::Cell<bool>>) -> Self {
+        Self {
+            flag,
+            before: flag.replace(true),
+        }
+    }
+}
+
+impl Drop for Raised {
+    fn drop(&mut self) {
+        self.flag.set(self.before);
+    }
+}

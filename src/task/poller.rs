@@ -178,14 +178,7 @@ pub(super) fn drive<F: Future>(fut: F) -> Result<F::Output, F> {
     };
     // Not in the poller: epoll events are not `Send`.
     let mut events = Vec::with_capacity(64);
-    struct Driver;
-    impl Drop for Driver {
-        fn drop(&mut self) {
-            IS_DRIVER.set(false);
-        }
-    }
-    IS_DRIVER.set(true);
-    let _driver = Driver;
+    let _driver = super::Raised::new(&IS_DRIVER);
     let waker = Waker::from(Arc::new(Doorbell(poller)));
     let mut cx = Context::from_waker(&waker);
     let mut fut = pin!(fut);
