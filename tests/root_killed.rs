@@ -8,17 +8,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_reaped, pid_on, running, wait_not_running, Running};
+use common::{assert_reaped, pid_on, proc_state, running, wait_not_running, Running};
 use rustix::process::{kill_process, set_child_subreaper, waitpid, Pid, Signal, WaitOptions};
 
-/// Reaps every orphan that re-parented to us.
-fn reap_orphans() {
-    for _ in 0..100 {
-        match waitpid(None, WaitOptions::NOHANG) {
-            Ok(Some(_)) => continue,
-            _ => break,
-        }
+/// Reaps the orphans that re-parented to us until none of `pids` is
+/// left, for up to 5 s, then asserts that none is. Reaped while waiting:
+/// a multi-threaded process shows as a zombie as soon as its main thread
+/// exits, but cannot be reaped before its other threads have, so one
+/// round of `waitpid` right after the zombies appear can come too early.
+fn reap_orphans(pids: &[u32]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&p| proc_state(p).is_some()) && std::time::Instant::now() < deadline {
+        while let Ok(Some(_)) = waitpid(None, WaitOptions::NOHANG) {}
+        std::thread::sleep(Duration::from_millis(10));
     }
+    assert_reaped(pids);
 }
 
 /// SIGKILLs the middle actor of `tree_stuck`, whose grandchild's only
@@ -37,8 +41,7 @@ fn kill_middle_of_stuck_tree() {
         lines.iter().any(|l| l.contains("ActorFailed")),
         "{lines:#?}"
     );
-    reap_orphans();
-    assert_reaped(&[child, grandchild]);
+    reap_orphans(&[child, grandchild]);
 }
 
 /// Kills the root of `scenario`'s three-level tree and checks the rest.
@@ -57,8 +60,7 @@ fn kill_root_of(scenario: &str) {
 
     let (status, _) = root.finish(Duration::from_secs(5));
     assert_eq!(status.code(), None, "killed by a signal");
-    reap_orphans();
-    assert_reaped(&[child, grandchild]);
+    reap_orphans(&[child, grandchild]);
 }
 
 /// One test, two trees, in sequence: reaping any orphan (waitpid(-1))
