@@ -11,6 +11,7 @@ mod poller;
 mod registry;
 mod render;
 mod span;
+mod spin;
 mod tree;
 
 pub(crate) use flag::Flag;

@@ -25,10 +25,13 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Instant;
 
+use rustix::buffer::spare_capacity;
 use rustix::event::{epoll, eventfd, EventfdFlags};
 use rustix::io::Errno;
 
+use super::spin::Spin;
 use super::{lock, IdMap};
 
 /// Token of the eventfd in the epoll set; sockets get 1, 2, ...
@@ -104,21 +107,25 @@ impl Poller {
     }
 
     /// Waits for a socket edge or a wake (without blocking if a wake
-    /// already came), then wakes the readers whose sockets are ready.
-    fn wait(&self, events: &mut Vec<epoll::Event>) {
-        let zero = rustix::time::Timespec::default();
-        let mut timeout = Some(&zero);
-        if !self.notified.swap(false, SeqCst) {
-            self.sleeping.store(true, SeqCst);
-            if !self.notified.swap(false, SeqCst) {
-                timeout = None;
-            }
-        }
+    /// already came; polling for a while first if `spin` says so), then
+    /// wakes the readers whose sockets are ready.
+    fn wait(&self, events: &mut Vec<epoll::Event>, spin: &mut Spin) {
         events.clear();
-        let waited = epoll::wait(&self.epoll, rustix::buffer::spare_capacity(events), timeout);
-        self.sleeping.store(false, SeqCst);
+        let waited = if self.notified.swap(false, SeqCst) {
+            self.poll_now(events)
+        } else {
+            self.sleeping.store(true, SeqCst);
+            // A wake rung from now on is an eventfd edge in the set.
+            let waited = if self.notified.swap(false, SeqCst) {
+                self.poll_now(events)
+            } else {
+                self.idle(events, spin)
+            };
+            self.sleeping.store(false, SeqCst);
+            waited
+        };
         match waited {
-            Ok(_) | Err(Errno::INTR) => {}
+            Ok(()) | Err(Errno::INTR) => {}
             Err(e) => log::error!("home poller: epoll_wait failed: {e}"),
         }
         for event in events.iter() {
@@ -140,6 +147,30 @@ impl Poller {
         // Whatever rang so far, these wakes included, is seen by the poll
         // that follows: the next wait need not skip its sleep for them.
         self.notified.store(false, SeqCst);
+    }
+}
+
+impl Poller {
+    fn poll_now(&self, events: &mut Vec<epoll::Event>) -> rustix::io::Result<()> {
+        let zero = rustix::time::Timespec::default();
+        epoll::wait(&self.epoll, spare_capacity(events), Some(&zero)).map(drop)
+    }
+
+    /// Nothing to run: polls for `spin`'s budget, then sleeps until an
+    /// event; tells `spin` how long the gap was.
+    fn idle(&self, events: &mut Vec<epoll::Event>, spin: &mut Spin) -> rustix::io::Result<()> {
+        let start = Instant::now();
+        let budget = spin.budget();
+        let mut waited = Ok(());
+        while events.is_empty() && waited.is_ok() && start.elapsed() < budget {
+            waited = self.poll_now(events);
+            std::hint::spin_loop();
+        }
+        if events.is_empty() && waited.is_ok() {
+            waited = epoll::wait(&self.epoll, spare_capacity(events), None).map(drop);
+        }
+        spin.record(start.elapsed());
+        waited
     }
 }
 
@@ -178,6 +209,7 @@ pub(super) fn drive<F: Future>(fut: F) -> Result<F::Output, F> {
     };
     // Not in the poller: epoll events are not `Send`.
     let mut events = Vec::with_capacity(64);
+    let mut spin = Spin::default();
     let _driver = super::Raised::new(&IS_DRIVER);
     let waker = Waker::from(Arc::new(Doorbell(poller)));
     let mut cx = Context::from_waker(&waker);
@@ -186,7 +218,7 @@ pub(super) fn drive<F: Future>(fut: F) -> Result<F::Output, F> {
         if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
             return Ok(out);
         }
-        poller.wait(&mut events);
+        poller.wait(&mut events, &mut spin);
     }
 }
 
@@ -360,6 +392,55 @@ mod tests {
         });
         let got = done.recv_timeout(std::time::Duration::from_secs(10));
         assert_eq!(got, Ok(b"ping".to_vec()), "the socket's edge was seen");
+    }
+
+    /// A poller of the test's own (not the process's) watching `fd`.
+    fn poller_watching(fd: &impl AsFd) -> Poller {
+        let poller = Poller::new().unwrap();
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::ET;
+        epoll::add(&poller.epoll, fd, epoll::EventData::new_u64(1), flags).unwrap();
+        poller
+    }
+
+    /// A predictor that spins on the next wait.
+    fn spinning() -> Spin {
+        let mut spin = Spin::default();
+        spin.record(std::time::Duration::ZERO);
+        spin.record(std::time::Duration::ZERO);
+        assert!(spin.budget() > std::time::Duration::ZERO);
+        spin
+    }
+
+    #[test]
+    fn a_spin_that_finds_nothing_sleeps_until_the_late_edge_and_stops_spinning() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let poller = poller_watching(&ours);
+        let mut spin = spinning();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            theirs.write_all(b"late").unwrap();
+            theirs
+        });
+        let mut events = Vec::with_capacity(4);
+        poller.idle(&mut events, &mut spin).unwrap();
+        let tokens: Vec<u64> = events.iter().map(|e| e.data.u64()).collect();
+        assert_eq!(tokens, [1], "the edge after the spin wakes the sleep");
+        assert_eq!(
+            spin.budget(),
+            std::time::Duration::ZERO,
+            "a long gap ends the spinning"
+        );
+        drop(writer.join());
+    }
+
+    #[test]
+    fn a_spin_returns_an_edge_that_is_already_there() {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        let poller = poller_watching(&ours);
+        theirs.write_all(b"early").unwrap();
+        let mut events = Vec::with_capacity(4);
+        poller.idle(&mut events, &mut spinning()).unwrap();
+        assert_eq!(events.len(), 1);
     }
 
     #[test]
