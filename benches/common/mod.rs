@@ -144,11 +144,26 @@ pub fn lock_frame() -> Vec<u8> {
 /// Echoes `len`-byte frames until the peer closes.
 fn echo(mut b: UnixStream, len: usize) {
     let mut buf = vec![0u8; len];
-    while b.read_exact(&mut buf).is_ok() {
+    while read_frame(&mut b, &mut buf).is_ok() {
         if b.write_all(&buf).is_err() {
             break;
         }
     }
+}
+
+/// `read_exact`, spinning while a non-blocking socket has nothing yet.
+fn read_frame(s: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<()> {
+    let mut got = 0;
+    while got < buf.len() {
+        match s.read(&mut buf[got..]) {
+            Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A lock-sized frame bounced off an echo at the other end of a Unix
@@ -174,7 +189,19 @@ impl RawPingPong {
 
     /// With the echo on a thread of this process, over a socketpair.
     pub fn with_echo_thread() -> Self {
+        Self::echo_thread(false)
+    }
+
+    /// Both ends poll their non-blocking socket instead of sleeping in a
+    /// read: the floor for a runtime that spins while it waits.
+    pub fn polling() -> Self {
+        Self::echo_thread(true)
+    }
+
+    fn echo_thread(polling: bool) -> Self {
         let (a, b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(polling).unwrap();
+        b.set_nonblocking(polling).unwrap();
         let len = lock_frame().len();
         Self::over(a, Some(std::thread::spawn(move || echo(b, len))))
     }
@@ -182,7 +209,7 @@ impl RawPingPong {
     /// One round trip.
     pub fn once(&mut self) {
         self.a.write_all(&self.frame).unwrap();
-        self.a.read_exact(&mut self.back).unwrap();
+        read_frame(&mut self.a, &mut self.back).unwrap();
     }
 
     /// `n` round trips; ns per round trip.
@@ -212,6 +239,12 @@ impl Drop for RawPingPong {
 /// and back over a Unix socketpair, blocking std sockets.
 pub fn raw_ping_pong() -> Stats {
     RawPingPong::with_echo_thread().measure("raw UDS ping-pong, lock-sized frame")
+}
+
+/// The same with both ends polling (no sleep, no wake-up): the floor
+/// under the home poller's spin.
+pub fn raw_ping_pong_polling() -> Stats {
+    RawPingPong::polling().measure("raw UDS ping-pong, both ends polling")
 }
 
 /// Set in the echo process of [`raw_ping_pong_between_processes`]: the
