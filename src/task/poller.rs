@@ -11,7 +11,9 @@
 //! `cargo bench --bench lock`). Each of its waits also costs four extra
 //! syscalls (it re-arms a timerfd and its notifier around every
 //! `epoll_wait`). Here a socket event wakes the actor's thread directly,
-//! and a wait is one `epoll_wait`.
+//! and a wait is one `epoll_wait`; while replies come back quickly, the
+//! thread polls for up to 50 us before it sleeps (see `spin`), so the
+//! reply finds it awake.
 //!
 //! Only what the home thread reads on the hot path goes through here
 //! ([`HomeIo`], used by the channel read loop). Everything else (timers,
