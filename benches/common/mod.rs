@@ -242,9 +242,11 @@ pub fn raw_ping_pong() -> Stats {
 }
 
 /// The same with both ends polling (no sleep, no wake-up): the floor
-/// under the home poller's spin.
-pub fn raw_ping_pong_polling() -> Stats {
-    RawPingPong::polling().measure("raw UDS ping-pong, both ends polling")
+/// under the home poller's spin. None with one CPU, where the two
+/// spinners take turns by time slice (and the home poller does not spin).
+pub fn raw_ping_pong_polling() -> Option<Stats> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus > 1).then(|| RawPingPong::polling().measure("raw UDS ping-pong, both ends polling"))
 }
 
 /// Set in the echo process of [`raw_ping_pong_between_processes`]: the

@@ -211,7 +211,7 @@ pub(super) fn drive<F: Future>(fut: F) -> Result<F::Output, F> {
     };
     // Not in the poller: epoll events are not `Send`.
     let mut events = Vec::with_capacity(64);
-    let mut spin = Spin::default();
+    let mut spin = Spin::for_this_process();
     let _driver = super::Raised::new(&IS_DRIVER);
     let waker = Waker::from(Arc::new(Doorbell(poller)));
     let mut cx = Context::from_waker(&waker);
@@ -406,7 +406,7 @@ mod tests {
 
     /// A predictor that spins on the next wait.
     fn spinning() -> Spin {
-        let mut spin = Spin::default();
+        let mut spin = Spin::new(2);
         spin.record(std::time::Duration::ZERO);
         spin.record(std::time::Duration::ZERO);
         assert!(spin.budget() > std::time::Duration::ZERO);

@@ -17,23 +17,46 @@
 //! in a row, and a long gap (a spin that came back empty is one) starts
 //! the count again: at most one wasted spin per two short gaps.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The longest spin, and the longest gap that counts as short.
 pub(super) const SPIN_FOR: Duration = Duration::from_micros(50);
 
 /// How many short gaps came in a row (counting stops at two).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Spin {
     short: u8,
+    /// Off with one CPU: the peer whose reply this thread waits for
+    /// would need the CPU it spins on. Pinned to one CPU, a 50 us spin
+    /// made `cargo bench --bench lock` 2.3x slower
+    /// (`taskset -c 0 target/release/deps/lock-* --bench`).
+    enabled: bool,
 }
 
 impl Spin {
     const SPIN_FROM: u8 = 2;
 
+    /// A predictor for a thread that may run on `cpus` CPUs.
+    pub(super) fn new(cpus: usize) -> Self {
+        Self {
+            short: 0,
+            enabled: cpus > 1,
+        }
+    }
+
+    /// A predictor for this process, from the CPUs it may use (its
+    /// affinity and its cgroup's quota) when it first asked.
+    pub(super) fn for_this_process() -> Self {
+        static CPUS: OnceLock<usize> = OnceLock::new();
+        Self::new(*CPUS.get_or_init(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        }))
+    }
+
     /// How long to poll before sleeping in the next wait.
     pub(super) fn budget(&self) -> Duration {
-        if self.short >= Self::SPIN_FROM {
+        if self.enabled && self.short >= Self::SPIN_FROM {
             SPIN_FOR
         } else {
             Duration::ZERO
@@ -58,7 +81,11 @@ mod tests {
     const LONG: Duration = Duration::from_millis(2);
 
     fn spins_after(gaps: &[Duration]) -> Vec<bool> {
-        let mut spin = Spin::default();
+        spins_with(2, gaps)
+    }
+
+    fn spins_with(cpus: usize, gaps: &[Duration]) -> Vec<bool> {
+        let mut spin = Spin::new(cpus);
         gaps.iter()
             .map(|&gap| {
                 spin.record(gap);
@@ -85,6 +112,12 @@ mod tests {
             spins_after(&[SHORT, SHORT, SHORT, LONG, SHORT, SHORT]),
             [false, true, true, false, false, true]
         );
+    }
+
+    #[test]
+    fn one_cpu_never_spins() {
+        assert!(spins_with(1, &[SHORT; 4]).iter().all(|&spun| !spun));
+        assert_eq!(spins_with(4, &[SHORT; 2]), [false, true]);
     }
 
     #[test]
