@@ -167,7 +167,8 @@ fn read_frame(s: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<()> {
 }
 
 /// A lock-sized frame bounced off an echo at the other end of a Unix
-/// socket, with blocking std I/O: the floor under every dialog hop.
+/// socket, with std I/O (blocking unless [`RawPingPong::polling`]): the
+/// floor under every dialog hop.
 pub struct RawPingPong {
     a: UnixStream,
     frame: Vec<u8>,

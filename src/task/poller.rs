@@ -150,9 +150,7 @@ impl Poller {
         // that follows: the next wait need not skip its sleep for them.
         self.notified.store(false, SeqCst);
     }
-}
 
-impl Poller {
     fn poll_now(&self, events: &mut Vec<epoll::Event>) -> rustix::io::Result<()> {
         let zero = rustix::time::Timespec::default();
         epoll::wait(&self.epoll, spare_capacity(events), Some(&zero)).map(drop)
