@@ -122,8 +122,13 @@ pub fn cpu_ns() -> (f64, f64) {
 
 /// Cores of this machine, for the report header.
 pub fn header(bench: &str) {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("bench {bench}: {cores} cores, per-op median and p99");
+    println!("bench {bench}: {} cores, per-op median and p99", cores());
+}
+
+/// CPUs this process may run on (affinity and cgroup quota), 0 if
+/// unknown.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get())
 }
 
 /// The lock dialog's `started` frame: the size every lock hop carries.
@@ -246,8 +251,7 @@ pub fn raw_ping_pong() -> Stats {
 /// under the home poller's spin. None with one CPU, where the two
 /// spinners take turns by time slice (and the home poller does not spin).
 pub fn raw_ping_pong_polling() -> Option<Stats> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cpus > 1).then(|| RawPingPong::polling().measure("raw UDS ping-pong, both ends polling"))
+    (cores() > 1).then(|| RawPingPong::polling().measure("raw UDS ping-pong, both ends polling"))
 }
 
 /// Set in the echo process of [`raw_ping_pong_between_processes`]: the
