@@ -204,3 +204,29 @@ fn main_demo(quit_after: &[&str]) {
         "innermost first: {seen:?}"
     );
 }
+
+/// A line holding bytes that are not UTF-8 (a Latin-1 key, a stray meta
+/// bit) is refused with a message; the paused subactor's REPL goes on,
+/// and the pause ends as typed.
+#[test]
+fn bytes_that_are_not_utf8_never_end_a_pause() {
+    let mut pty = Pty::spawn("subactor_breakpoint", &[]);
+    let before = pty.expect_prompt();
+    assert_before(&before, &[PAUSE_MSG, "('breakpoint_forever', '"]);
+    for bad in [&b"p \xe9\r"[..], b"\xff", b"\xc3\r"] {
+        pty.send_raw(bad);
+        pty.expect(smol_devx::debug::repl::NOT_UTF8);
+        pty.expect_prompt();
+    }
+    pty.send_line("p round");
+    let before = pty.expect("round = 0");
+    assert!(!before.contains("refused"), "{before}");
+    pty.expect_prompt();
+    pty.send_line("q");
+    let before = pty.expect_prompt();
+    assert_before(&before, &[CRASH_MSG, "('root', '", "raised Quit"]);
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(!rest.contains("pause refused"), "{rest}");
+}

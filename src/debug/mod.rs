@@ -36,6 +36,9 @@ pub enum DebugError {
     Cancelled,
     /// The peer broke the lock dialog's protocol.
     Protocol(String),
+    /// The REPL could not read or write this process's terminal (closed,
+    /// revoked): the terminal failed, not the tree lock.
+    Terminal(std::io::Error),
 }
 
 impl fmt::Display for DebugError {
@@ -51,8 +54,16 @@ impl fmt::Display for DebugError {
             DebugError::Request(e) => write!(f, "tree lock request failed: {e}"),
             DebugError::Cancelled => f.write_str("the lock dialog was cancelled"),
             DebugError::Protocol(e) => write!(f, "lock dialog protocol violation: {e}"),
+            DebugError::Terminal(e) => write!(f, "the REPL's terminal failed: {e}"),
         }
     }
 }
 
-impl std::error::Error for DebugError {}
+impl std::error::Error for DebugError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DebugError::Terminal(e) => Some(e),
+            _ => None,
+        }
+    }
+}

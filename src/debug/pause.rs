@@ -299,7 +299,7 @@ async fn run_repl(actor: &Actor, mut session: Session) -> Result<Outcome, DebugE
     smol::unblock(move || repl::run_on_stdio(&session))
         .instrument("REPL")
         .await
-        .map_err(|e| DebugError::Request(format!("REPL I/O: {e}")))
+        .map_err(DebugError::Terminal)
 }
 
 #[cfg(test)]

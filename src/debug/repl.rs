@@ -17,6 +17,8 @@ pub const PAUSE_MSG: &str = "Opening a REPL in paused actor";
 pub const CRASH_MSG: &str = "Opening a REPL in crashed actor";
 /// The prompt.
 pub const PROMPT: &str = "(devx) ";
+/// What the REPL says of a typed line it could not read as UTF-8.
+pub const NOT_UTF8: &str = "*** that line held a byte that is not UTF-8: ignored; type it again";
 /// Environment variable holding a `;`-separated script of commands.
 pub const SCRIPT_ENV: &str = "SMOL_DEVX_REPL_SCRIPT";
 
@@ -122,10 +124,14 @@ impl<R: BufRead> LineSource for Plain<R> {
     fn read_line(&mut self, prompt: &str, out: &mut dyn Write) -> io::Result<Option<String>> {
         out.write_all(prompt.as_bytes())?;
         out.flush()?;
-        let mut line = String::new();
-        if self.0.read_line(&mut line)? == 0 {
+        // Bytes, not `read_line`: one byte that is not UTF-8 (a Latin-1
+        // key, a stray meta bit) must not fail the read, and with it the
+        // paused task.
+        let mut line = Vec::new();
+        if self.0.read_until(b'\n', &mut line)? == 0 {
             return Ok(None);
         }
+        let line = String::from_utf8_lossy(&line);
         Ok(Some(line.trim_end_matches(['\n', '\r']).to_owned()))
     }
 }
@@ -161,6 +167,11 @@ impl LineSource for Terminal {
                 }
                 Err(ReadlineError::Interrupted) => continue,
                 Err(ReadlineError::Eof) => return Ok(None),
+                // The editor drops a line holding a byte that is not
+                // UTF-8; say so and read the next one.
+                Err(ReadlineError::Io(e)) if e.kind() == io::ErrorKind::InvalidData => {
+                    writeln!(out, "{NOT_UTF8}")?;
+                }
                 Err(ReadlineError::Io(e)) => return Err(e),
                 Err(e) => return Err(io::Error::other(e)),
             }
@@ -550,5 +561,20 @@ mod tests {
         assert!(out.contains("commands:"), "{out}");
         assert!(out.contains("*** unknown command \"frobnicate\""), "{out}");
         assert_eq!(out.matches(PROMPT).count(), 3, "{out}");
+    }
+
+    #[test]
+    fn any_bytes_from_a_pipe_are_lines_never_a_read_error() {
+        let mut out = Vec::new();
+        let input = Plain(&b"p \xe9\xff\x80\np x\n\xc3\nc\n"[..]);
+        let outcome = run(&session(), &mut { input }, &mut out).unwrap();
+        assert_eq!(outcome, Outcome::Continue);
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("*** no value named \"\u{fffd}\u{fffd}\u{fffd}\""),
+            "{out}"
+        );
+        assert!(out.contains("x = 42"), "{out}");
+        assert!(out.contains("*** unknown command \"\u{fffd}\""), "{out}");
     }
 }
