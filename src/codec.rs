@@ -507,13 +507,20 @@ impl Codec {
         }
         let len = self.body_len(prefix)?;
         buf.clear();
-        buf.resize(len, 0);
-        let got = read_full(reader, buf).await?;
-        if got < len {
-            return Err(CodecError::Truncated {
-                needed: PREFIX_LEN + len,
-                got: PREFIX_LEN + got,
-            });
+        // The buffer grows with the bytes that arrive, a chunk ahead at
+        // most, never with the length the peer claims: a thousand peers
+        // that each announce a large frame and send nothing commit
+        // nothing.
+        while buf.len() < len {
+            let filled = buf.len();
+            buf.resize(filled + (len - filled).min(READ_CHUNK), 0);
+            let got = read_full(reader, &mut buf[filled..]).await?;
+            if filled + got < buf.len() {
+                return Err(CodecError::Truncated {
+                    needed: PREFIX_LEN + len,
+                    got: PREFIX_LEN + filled + got,
+                });
+            }
         }
         self.decode_body(buf).map(Some)
     }
@@ -556,6 +563,10 @@ impl Codec {
         Ok(())
     }
 }
+
+/// How far ahead of the bytes received [`Codec::read_msg`] grows its
+/// buffer.
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Reads until `buf` is full or the stream ends; returns the bytes read.
 async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {

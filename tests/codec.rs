@@ -434,3 +434,24 @@ fn oversize_prefix_on_a_stream_allocates_nothing_and_is_refused() {
         assert_eq!(buf.capacity(), 0);
     });
 }
+
+/// A frame's claimed length commits no memory: the reader's buffer grows
+/// with the bytes that arrive, a chunk ahead at most.
+#[test]
+fn a_claimed_length_is_not_allocated_before_its_bytes_arrive() {
+    smol::block_on(async {
+        let codec = Codec::default();
+        let mut claim = u32::try_from(Codec::DEFAULT_MAX_FRAME)
+            .unwrap()
+            .to_be_bytes()
+            .to_vec();
+        claim.extend_from_slice(&[0xa0; 10]);
+        let mut buf = Vec::new();
+        let err = codec.read_msg(&mut &claim[..], &mut buf).await.unwrap_err();
+        assert!(
+            matches!(err, CodecError::Truncated { got: 14, .. }),
+            "{err:?}"
+        );
+        assert!(buf.capacity() <= 128 * 1024, "{}", buf.capacity());
+    });
+}

@@ -23,10 +23,19 @@ enum PingMsg {
 
 /// Starts the serving root and returns it with its address.
 fn serving_root() -> (Running, Addr) {
+    serving_root_on("unix")
+}
+
+/// [`serving_root`] on the transport `SMOL_DEVX_TRANSPORT` names.
+fn serving_root_on(transport: &str) -> (Running, Addr) {
     let mut root = Running::start(
         "actor_tree",
         &["serve"],
-        &[("SMOL_DEVX_TOKEN", TOKEN), ("RUST_LOG", "warn")],
+        &[
+            ("SMOL_DEVX_TOKEN", TOKEN),
+            ("RUST_LOG", "warn"),
+            ("SMOL_DEVX_TRANSPORT", transport),
+        ],
     );
     let line = root.expect("listening", T);
     let addr = line.rsplit(' ').next().unwrap().parse().unwrap();
@@ -181,4 +190,57 @@ fn an_unknown_handler_is_an_error_not_a_hang() {
         assert_eq!(error.type_name, "UnknownHandler");
     });
     stop(root);
+}
+
+/// A process's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A thousand strangers that each announce a 1 MiB frame (the most an
+/// authenticated peer may send) and send nothing more: before the
+/// handshake a frame may weigh a few KiB, and buffers grow with the
+/// bytes that arrive, so the root stays small and keeps serving.
+fn claimed_lengths_commit_no_memory(transport: &str) {
+    let (mut root, addr) = serving_root_on(transport);
+    let before = rss_kib(root.pid());
+    let claim = u32::try_from(Codec::DEFAULT_MAX_FRAME)
+        .unwrap()
+        .to_be_bytes();
+    let streams = smol::block_on(async {
+        let mut streams = Vec::new();
+        for _ in 0..1000 {
+            let Ok(mut stream) = connect(&addr).await else {
+                continue;
+            };
+            if stream.write_all(&claim).await.is_ok() {
+                streams.push(stream);
+            }
+        }
+        streams
+    });
+    assert!(streams.len() > 900, "only {} connected", streams.len());
+    // Every stranger was answered (refused) before memory is read.
+    still_serving(&mut root);
+    let grown = rss_kib(root.pid()).saturating_sub(before);
+    assert!(
+        grown < 20 * 1024,
+        "the root grew by {grown} KiB for {} strangers",
+        streams.len()
+    );
+    drop(streams);
+    still_serving(&mut root);
+    stop(root);
+}
+
+#[test]
+fn claimed_lengths_commit_no_memory_over_unix_sockets() {
+    claimed_lengths_commit_no_memory("unix");
+}
+
+#[test]
+fn claimed_lengths_commit_no_memory_over_tcp() {
+    claimed_lengths_commit_no_memory("tcp");
 }

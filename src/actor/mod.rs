@@ -755,6 +755,7 @@ struct Boot {
 /// handshake is logged and dropped; children being spawned are handed to
 /// their nursery; any other authenticated peer is served.
 async fn accept_loop(actor: Actor, listener: Listener) {
+    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         let (mut stream, user) = match listener.accept().await {
             Ok(conn) => conn,
@@ -764,19 +765,26 @@ async fn accept_loop(actor: Actor, listener: Listener) {
                 continue;
             }
         };
+        let Some(slot) = Handshaking::enter(&pending) else {
+            log::debug!(
+                "{}: {MAX_HANDSHAKES} connections in their handshake already: one more closed",
+                actor.uid()
+            );
+            continue;
+        };
         let actor = actor.clone();
         task::spawn("handshake", async move {
             let inner = &actor.inner;
-            let peer =
-                match server_handshake(&mut stream, user, &inner.uid, &inner.token, &inner.codec)
-                    .await
-                {
-                    Ok(peer) => peer,
-                    Err(e) => {
-                        log::warn!("{}: refused a connection: {e}", inner.uid);
-                        return;
-                    }
-                };
+            let shaken =
+                server_handshake(&mut stream, user, &inner.uid, &inner.token, &inner.codec).await;
+            drop(slot);
+            let peer = match shaken {
+                Ok(peer) => peer,
+                Err(e) => {
+                    log::warn!("{}: refused a connection: {e}", inner.uid);
+                    return;
+                }
+            };
             let (chan, incoming) = Channel::start(
                 stream,
                 inner.uid.clone(),
@@ -796,6 +804,29 @@ async fn accept_loop(actor: Actor, listener: Listener) {
             }
         })
         .detach();
+    }
+}
+
+/// How many accepted connections may be in their handshake at once.
+/// Before it a peer is a stranger: each costs a task and a socket (its
+/// frames are bounded by [`HELLO_MAX_FRAME`](crate::ipc::auth::HELLO_MAX_FRAME)),
+/// and a flood of strangers must not grow the actor without bound.
+const MAX_HANDSHAKES: usize = 256;
+
+/// One of the [`MAX_HANDSHAKES`] places, given back on drop.
+struct Handshaking(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Handshaking {
+    fn enter(pending: &Arc<std::sync::atomic::AtomicUsize>) -> Option<Self> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let taken = pending.fetch_update(SeqCst, SeqCst, |n| (n < MAX_HANDSHAKES).then_some(n + 1));
+        taken.ok().map(|_| Self(pending.clone()))
+    }
+}
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

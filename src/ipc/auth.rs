@@ -19,6 +19,10 @@ use crate::msg::{ActorUid, Hello, Msg, PROTOCOL_VERSION};
 /// How long a peer may take to say hello.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The largest frame a peer may send before it proved it belongs to the
+/// tree: a `Hello` is well under 200 bytes.
+pub const HELLO_MAX_FRAME: usize = 4096;
+
 /// Fills `buf` from the kernel's random source.
 pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     std::fs::File::open("/dev/urandom")?.read_exact(buf)
@@ -115,6 +119,7 @@ async fn read_hello(
     token: &str,
 ) -> Result<ActorUid, HandshakeError> {
     let mut buf = Vec::new();
+    let codec = codec.with_max_frame(HELLO_MAX_FRAME);
     let hello = match codec.read_msg(stream, &mut buf).await? {
         None => return Err(HandshakeError::Closed),
         Some(Msg::Hello(hello)) => hello,
