@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use common::{header, Stats};
 use expectrl::Session;
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::pause::PauseError;
 use smol_devx::debug::repl::{PAUSE_MSG, PROMPT};
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 const TREE_ENV: &str = "SMOL_DEVX_HANDOFF_TREE";

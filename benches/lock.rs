@@ -17,9 +17,10 @@ use common::{
     cpu_ns, header, raw_ping_pong, raw_ping_pong_between_processes, raw_ping_pong_polling,
     serve_echo_if_asked, RawPingPong, Stats,
 };
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
-use smol_devx::debug::tty::{acquire_debug_lock, install};
+use smol_devx::debug::tty::acquire_debug_lock;
 use smol_devx::debug::DebugError;
 use smol_devx::msg::{RemoteError, TaskUid};
 
@@ -31,12 +32,12 @@ fn task() -> TaskUid {
 /// and the time to acquire and release, in ns.
 /// Also returns the CPU time (user, system) this subactor spent on them,
 /// in ns.
-async fn rounds(actor: Actor, n: usize) -> Result<(Vec<f64>, Vec<f64>, (f64, f64)), DebugError> {
+async fn rounds(_: Actor, n: usize) -> Result<(Vec<f64>, Vec<f64>, (f64, f64)), DebugError> {
     let cpu_before = cpu_ns();
     let (mut acquire, mut both) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
         let start = Instant::now();
-        let lock = acquire_debug_lock(&actor, task()).await?;
+        let lock = acquire_debug_lock(task()).await?;
         acquire.push(start.elapsed().as_nanos() as f64);
         lock.release().await?;
         both.push(start.elapsed().as_nanos() as f64);
@@ -46,13 +47,13 @@ async fn rounds(actor: Actor, n: usize) -> Result<(Vec<f64>, Vec<f64>, (f64, f64
     Ok((acquire, both, cpu))
 }
 
-async fn hold_forever(actor: Actor, _: ()) -> Result<(), DebugError> {
-    let _lock = acquire_debug_lock(&actor, task()).await?;
+async fn hold_forever(_: Actor, _: ()) -> Result<(), DebugError> {
+    let _lock = acquire_debug_lock(task()).await?;
     smol::future::pending().await
 }
 
-async fn take_once(actor: Actor, _: ()) -> Result<(), DebugError> {
-    acquire_debug_lock(&actor, task()).await?.release().await
+async fn take_once(_: Actor, _: ()) -> Result<(), DebugError> {
+    acquire_debug_lock(task()).await?.release().await
 }
 
 async fn until(cond: impl Fn() -> bool) {

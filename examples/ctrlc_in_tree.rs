@@ -8,9 +8,9 @@
 //! go on, then ctrl-c once: every actor ends and the root exits with 130.
 
 use smol::future;
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 use smol_devx::task::Instrument;
 

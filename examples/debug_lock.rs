@@ -56,7 +56,7 @@ fn append(file: &str, line: &str) {
 async fn contend(actor: Actor, (rounds, file): (u32, String)) -> Res<()> {
     let me = actor.uid().name.clone();
     for i in 0..rounds {
-        let lock = acquire_debug_lock(&actor, main_task()).await?;
+        let lock = acquire_debug_lock(main_task()).await?;
         append(&file, &format!("B {me} {i}"));
         smol::Timer::after(Duration::from_micros(200)).await;
         append(&file, &format!("E {me} {i}"));
@@ -67,7 +67,7 @@ async fn contend(actor: Actor, (rounds, file): (u32, String)) -> Res<()> {
 
 /// Holds the lock for `ms` milliseconds.
 async fn hold_for(actor: Actor, ms: u64) -> Res<()> {
-    let lock = acquire_debug_lock(&actor, main_task()).await?;
+    let lock = acquire_debug_lock(main_task()).await?;
     say(&actor, "locked");
     smol::Timer::after(Duration::from_millis(ms)).await;
     say(&actor, "releasing");
@@ -76,10 +76,10 @@ async fn hold_for(actor: Actor, ms: u64) -> Res<()> {
 
 /// Asks the root who holds the lock every 50 ms for `ms`, as a subactor
 /// waiting out its children's REPLs does.
-async fn keep_asking(actor: Actor, ms: u64) -> Res<()> {
+async fn keep_asking(_: Actor, ms: u64) -> Res<()> {
     let until = std::time::Instant::now() + Duration::from_millis(ms);
     while std::time::Instant::now() < until {
-        lock_queue(&actor).await?;
+        lock_queue().await?;
         smol::Timer::after(Duration::from_millis(50)).await;
     }
     Ok(())
@@ -88,18 +88,14 @@ async fn keep_asking(actor: Actor, ms: u64) -> Res<()> {
 /// Starts a subactor asking about the lock for `ms`, and waits for the
 /// debugger until that holds the root back (before the first question,
 /// nothing is in debug and the root does not wait).
-async fn wait_while_asked(
-    actor: &Actor,
-    nursery: &mut Nursery,
-    ms: u64,
-) -> Result<(), RemoteError> {
+async fn wait_while_asked(nursery: &mut Nursery, ms: u64) -> Result<(), RemoteError> {
     nursery
         .run_in_actor(ActorSpec::new("keep_asking"), &ms)
         .await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let mut waited = false;
     while !waited && std::time::Instant::now() < deadline {
-        waited = maybe_wait_for_debugger(actor).await;
+        waited = maybe_wait_for_debugger().await;
         smol::Timer::after(Duration::from_millis(10)).await;
     }
     println!("waited while asked {waited}");
@@ -107,14 +103,14 @@ async fn wait_while_asked(
 }
 
 async fn hold_forever(actor: Actor, _: ()) -> Res<()> {
-    let _lock = acquire_debug_lock(&actor, main_task()).await?;
+    let _lock = acquire_debug_lock(main_task()).await?;
     say(&actor, "locked");
     future::pending().await
 }
 
 async fn take_once(actor: Actor, _: ()) -> Res<()> {
     say(&actor, "requesting");
-    let lock = acquire_debug_lock(&actor, main_task()).await?;
+    let lock = acquire_debug_lock(main_task()).await?;
     say(&actor, "locked");
     lock.release().await
 }
@@ -122,10 +118,10 @@ async fn take_once(actor: Actor, _: ()) -> Res<()> {
 /// Holds the lock until the root's queue shows exactly `expect` waiters
 /// (by name), then releases.
 async fn hold_until_queue(actor: Actor, expect: Vec<String>) -> Res<()> {
-    let lock = acquire_debug_lock(&actor, main_task()).await?;
+    let lock = acquire_debug_lock(main_task()).await?;
     say(&actor, "locked");
     loop {
-        let (_, waiters) = lock_queue(&actor).await?;
+        let (_, waiters) = lock_queue().await?;
         let names: Vec<String> = waiters.into_iter().map(|u| u.name.to_string()).collect();
         if names == expect {
             break;
@@ -137,8 +133,8 @@ async fn hold_until_queue(actor: Actor, expect: Vec<String>) -> Res<()> {
 }
 
 async fn ask_twice(actor: Actor, _: ()) -> Res<()> {
-    let first = acquire_debug_lock(&actor, main_task()).await?;
-    match acquire_debug_lock(&actor, main_task()).await {
+    let first = acquire_debug_lock(main_task()).await?;
+    match acquire_debug_lock(main_task()).await {
         Err(e @ DebugError::DoubleLock(_)) => say(&actor, &format!("refused: {e}")),
         Err(e) => return Err(e),
         Ok(_) => panic!("a second grant to the same task"),
@@ -168,7 +164,7 @@ async fn on_async_std(actor: Actor, _: ()) -> Res<()> {
     let on_thread = actor.clone();
     smol::unblock(move || {
         async_std::task::block_on(async {
-            let lock = acquire_debug_lock(&on_thread, TaskUid::new("async-std", 7)).await?;
+            let lock = acquire_debug_lock(TaskUid::new("async-std", 7)).await?;
             say(&on_thread, "locked under async-std");
             lock.release().await
         })
@@ -181,12 +177,12 @@ async fn on_async_std(actor: Actor, _: ()) -> Res<()> {
 /// Enters and leaves through `DebugStatus`, saying what it records.
 async fn through_status(actor: Actor, _: ()) -> Res<()> {
     let status = DebugStatus::get();
-    status.enter(&actor, main_task()).await?;
+    status.enter(main_task()).await?;
     say(
         &actor,
         &format!("holding {:?}", status.snapshot().holding.map(|t| t.name)),
     );
-    match status.enter(&actor, main_task()).await {
+    match status.enter(main_task()).await {
         Err(DebugError::DoubleLock(_)) => say(&actor, "second enter refused"),
         other => panic!("second enter: {:?}", other.map(|_| ())),
     }
@@ -199,7 +195,7 @@ async fn through_status(actor: Actor, _: ()) -> Res<()> {
 
 async fn cancel_at_each_poll(actor: Actor, _: ()) -> Res<()> {
     for k in 0..30 {
-        let mut request = Box::pin(request_root_stdio_lock(&actor, main_task()));
+        let mut request = Box::pin(request_root_stdio_lock(main_task()));
         let mut got = None;
         for _ in 0..k {
             if let Some(result) = future::poll_once(&mut request).await {
@@ -214,7 +210,7 @@ async fn cancel_at_each_poll(actor: Actor, _: ()) -> Res<()> {
         }
         // Whatever state the abandoned request was in, the lock is ours
         // again at once.
-        let lock = request_root_stdio_lock(&actor, main_task()).await?;
+        let lock = request_root_stdio_lock(main_task()).await?;
         lock.release().await?;
     }
     say(&actor, "survived 30 abandoned requests");
@@ -294,31 +290,28 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
         }
         Some("wait_for_debugger") => {
             // Nothing in debug: no wait at all.
-            println!("idle wait {}", maybe_wait_for_debugger(&actor).await);
+            println!("idle wait {}", maybe_wait_for_debugger().await);
             nursery
                 .run_in_actor(ActorSpec::new("hold_for"), &300u64)
                 .await?;
             while Lock::root().holder().is_none() {
                 smol::Timer::after(Duration::from_millis(2)).await;
             }
-            let waited = maybe_wait_for_debugger(&actor).await;
+            let waited = maybe_wait_for_debugger().await;
             println!("waited {waited}, in use after: {}", Lock::root().in_use());
             nursery.join().await?;
         }
         Some("asked") => {
-            wait_while_asked(&actor, &mut nursery, 1_000).await?;
+            wait_while_asked(&mut nursery, 1_000).await?;
             nursery.join().await?;
             // Questions over and more than their window gone by.
             smol::Timer::after(Duration::from_millis(500)).await;
-            println!(
-                "after the questions {}",
-                maybe_wait_for_debugger(&actor).await
-            );
+            println!("after the questions {}", maybe_wait_for_debugger().await);
         }
         Some("asked_forever") => {
-            wait_while_asked(&actor, &mut nursery, 600_000).await?;
+            wait_while_asked(&mut nursery, 600_000).await?;
             // Still asked, but that hold is spent.
-            println!("waited again {}", maybe_wait_for_debugger(&actor).await);
+            println!("waited again {}", maybe_wait_for_debugger().await);
             nursery.cancel().await;
             println!("asker stopped");
         }
@@ -361,7 +354,7 @@ async fn root(actor: Actor, args: Vec<String>) -> Result<(), RemoteError> {
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    smol_devx::debug::tty::install(Runtime::new())
+    smol_devx::actor::debugger::install(Runtime::new())
         .entry("contend", contend)
         .entry("hold_forever", hold_forever)
         .entry("hold_for", hold_for)

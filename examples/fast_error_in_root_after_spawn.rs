@@ -5,8 +5,8 @@
 //!
 //! `cargo run --example fast_error_in_root_after_spawn`, then `c`.
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 async fn sleep_forever(_actor: Actor, _: ()) -> Result<(), RemoteError> {

@@ -8,10 +8,10 @@
 //! until the crash was shown, `q` at the daemon's next pause, `c` at the
 //! root's.
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::codec::PldSpec;
 use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::tty::install;
 use smol_devx::ipc::Context;
 use smol_devx::msg::RemoteError;
 

@@ -5,8 +5,8 @@
 //! `cargo run --example multi_nested_subactors_error_up_through_nurseries`,
 //! then `c` at each of the five prompts.
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{ActorSpec, Nursery, Runtime};
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 mod common;

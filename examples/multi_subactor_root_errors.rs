@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{ActorSpec, Nursery, Runtime};
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 mod common;

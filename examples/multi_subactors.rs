@@ -11,8 +11,8 @@
 //! once both crashes were shown, `q` in `breakpoint_forever` lets the
 //! root open its own crash REPL on the first failure; `c` there ends it.
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{ActorSpec, Nursery, Runtime};
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 mod common;

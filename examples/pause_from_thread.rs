@@ -3,9 +3,9 @@
 //!
 //! `cargo run --example pause_from_thread`, then `p step` and `c`.
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 async fn worker(_actor: Actor, _: ()) -> Result<(), PauseError> {

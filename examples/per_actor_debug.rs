@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 async fn fail(actor: Actor, after_ms: u64) -> Result<(), std::io::Error> {

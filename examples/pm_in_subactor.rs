@@ -5,9 +5,9 @@
 //!
 //! `cargo run --example pm_in_subactor`, then `c` four times.
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::pause::post_mortem;
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 mod common;
@@ -17,7 +17,7 @@ async fn name_error(actor: Actor, _: ()) -> Result<(), NameError> {
     let err = NameError("doggypants");
     // An error handler that looks before it re-raises.
     let boxed = RemoteError::from_error(&err, actor.uid().clone());
-    if let Err(e) = post_mortem(&actor, &boxed).await {
+    if let Err(e) = post_mortem(&boxed).await {
         eprintln!("no post-mortem: {e}");
     }
     Err(err)
@@ -33,7 +33,7 @@ fn main() -> std::process::ExitCode {
                 .run_in_actor(ActorSpec::new("name_error"), &())
                 .await?;
             if let Err(e) = nursery.join().await {
-                if let Err(pm) = post_mortem(&root, &e).await {
+                if let Err(pm) = post_mortem(&e).await {
                     eprintln!("no post-mortem: {pm}");
                 }
                 return Err(e);

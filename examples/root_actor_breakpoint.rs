@@ -3,9 +3,9 @@
 //! `cargo run --example root_actor_breakpoint`, then type `c` at the
 //! `(devx)` prompt (or set `SMOL_DEVX_REPL_SCRIPT="p answer;c"`).
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::Runtime;
 use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::tty::install;
 
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();

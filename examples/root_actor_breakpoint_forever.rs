@@ -4,9 +4,9 @@
 //! `cargo run --example root_actor_breakpoint_forever`, then `c`, `c`,
 //! `c`, `q`.
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::Runtime;
 use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::tty::install;
 
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();

@@ -6,8 +6,8 @@
 
 use std::fmt;
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::Runtime;
-use smol_devx::debug::tty::install;
 
 #[derive(Debug)]
 struct AssertionError(&'static str);

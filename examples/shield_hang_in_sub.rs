@@ -22,9 +22,10 @@
 use std::time::Duration;
 
 use smol::future;
+use smol_devx::actor::debugger::install_stack_on_sig;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::msg::RemoteError;
-use smol_devx::stack_on_sig::{enable_stack_on_sig, install};
+use smol_devx::stack_on_sig::enable_stack_on_sig;
 use smol_devx::task::Instrument;
 
 fn ready(actor: &Actor) {
@@ -64,7 +65,7 @@ fn main() -> std::process::ExitCode {
     smol_devx::log::init();
     enable_stack_on_sig().expect("watch SIGUSR1");
     let blocked_too = std::env::args().any(|a| a == "--blocked");
-    install(Runtime::new())
+    install_stack_on_sig(Runtime::new())
         .entry("hang_in_sub", hang_in_sub)
         .entry("sleeper", sleeper)
         .entry("blocked", blocked)

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use smol::future;
 use smol_devx::actor::cancel::{until_cancelled, Cancelled};
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 use smol_devx::task::Instrument;
 

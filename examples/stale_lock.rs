@@ -8,10 +8,10 @@
 
 use std::time::Duration;
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
 use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 async fn bp(actor: Actor, _: ()) -> Result<(), PauseError> {

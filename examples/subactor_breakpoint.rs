@@ -4,8 +4,8 @@
 //!
 //! `cargo run --example subactor_breakpoint`, then `c`, `c`, `c`, `q`.
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{ActorSpec, Nursery, Runtime};
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 mod common;

@@ -5,8 +5,8 @@
 //!
 //! `cargo run --example subactor_error`, then `c`, `c`.
 
+use smol_devx::actor::debugger::install;
 use smol_devx::actor::{ActorSpec, Nursery, Runtime};
-use smol_devx::debug::tty::install;
 use smol_devx::msg::RemoteError;
 
 mod common;

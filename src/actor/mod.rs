@@ -30,6 +30,7 @@
 //! ```
 
 pub mod cancel;
+pub mod debugger;
 pub mod error;
 mod nursery;
 
@@ -118,6 +119,11 @@ impl LiveChild {
         nursery::kill(self.pid, signal)
     }
 }
+
+/// What an actor does as soon as it exists, before it serves anything
+/// (install the debugger's host, say); registered with
+/// [`Runtime::on_boot`].
+pub type BootHook = Arc<dyn Fn(&Actor) + Send + Sync>;
 
 /// What a root does on its way out (restore the terminal, say);
 /// registered with [`Runtime::on_exit`].
@@ -384,6 +390,7 @@ impl Actor {
 /// Declares a program's entries and handlers, then runs it as the root
 /// or as the subactor its environment names.
 pub struct Runtime {
+    boot_hooks: Vec<BootHook>,
     exit_hooks: Vec<ExitHook>,
     crash_hook: Option<CrashHook>,
     teardown_hook: Option<TeardownHook>,
@@ -409,6 +416,7 @@ impl Runtime {
             _ => Transport::Unix,
         };
         Self {
+            boot_hooks: Vec::new(),
             exit_hooks: Vec::new(),
             crash_hook: None,
             teardown_hook: None,
@@ -445,6 +453,13 @@ impl Runtime {
     /// debug mode.
     pub fn before_teardown(mut self, hook: TeardownHook) -> Self {
         self.teardown_hook = Some(hook);
+        self
+    }
+
+    /// Runs `hook` in every actor (root and subactors) as soon as it
+    /// exists, before it serves its first dialog.
+    pub fn on_boot(mut self, hook: BootHook) -> Self {
+        self.boot_hooks.push(hook);
         self
     }
 
@@ -638,6 +653,9 @@ impl Runtime {
             }),
         };
         let _ = CURRENT.set(actor.clone());
+        for hook in &self.boot_hooks {
+            hook(&actor);
+        }
         log::info!("actor {} listening on {}", actor.uid(), actor.addr());
         task::spawn("accept", accept_loop(actor.clone(), listener)).detach();
         actor

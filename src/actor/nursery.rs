@@ -239,6 +239,9 @@ impl Nursery {
                 },
             );
         cmd.envs(env::passed_on());
+        if crate::stack_on_sig::enabled() {
+            cmd.env(crate::stack_on_sig::ENV, "1");
+        }
         prepare_child(&mut cmd);
         let mut process = smol::process::Command::from(cmd)
             .spawn()

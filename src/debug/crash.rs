@@ -14,8 +14,8 @@
 use std::backtrace::Backtrace;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
+use super::panic::{box_panic, capture_panics};
 use super::repl::{self, Session};
-use crate::actor::error::{box_panic, capture_panics};
 use crate::msg::{ActorUid, RemoteError};
 
 /// Which errors skip the REPL.

@@ -1,15 +1,27 @@
-//! The debugger: the tree-wide TTY lock and the dialog that arbitrates it.
+//! The debugger: the tree-wide TTY lock, the dialog that arbitrates it,
+//! pause and crash REPLs, ctrl-c shielding.
 //!
+//! Everything here reaches the actor system through the host seam
+//! ([`host::Host`], installed once per process): it names no actor
+//! runtime, so any actor system on smol or async-std embeds it.
+//!
+//! - [`host`]: the seam, and where a host calls in;
+//! - [`dialog`]: [`LockDialog`](dialog::LockDialog), one lock dialog over
+//!   the host's IPC, seen from either end;
 //! - [`lock`]: the root's [`Lock`](lock::Lock), a strict-FIFO ticket queue;
-//! - [`tty`]: the lock dialog on both sides (the root's handler
-//!   [`tty::lock_stdio_for_peer`], a subactor's
-//!   [`tty::request_root_stdio_lock`]), written against the
-//!   [`tty::LockDialog`] seam that `ipc::Context` implements and a host's
-//!   own IPC can implement instead; [`tty::acquire_debug_lock`] and
-//!   [`tty::maybe_wait_for_debugger`].
+//! - [`tty`]: the lock dialog's logic on both sides (the root's
+//!   [`tty::serve_lock_dialog`], a subactor's
+//!   [`tty::request_root_stdio_lock`]), [`tty::acquire_debug_lock`] and
+//!   [`tty::maybe_wait_for_debugger`];
+//! - [`pause`], [`crash`], [`repl`], [`gdb`]: the REPLs;
+//! - [`sigint`]: ctrl-c and the terminal mode.
 
 pub mod crash;
+pub mod dialog;
+pub mod gdb;
+pub mod host;
 pub mod lock;
+pub mod panic;
 pub mod pause;
 pub mod repl;
 pub mod sigint;
@@ -36,6 +48,13 @@ pub enum DebugError {
     Cancelled,
     /// The peer broke the lock dialog's protocol.
     Protocol(String),
+    /// No [`host::Host`] is installed in this process: the debugger does
+    /// not know which actor it runs in.
+    NoHost,
+    /// The host knows no root to ask for the tree lock.
+    NoRoot,
+    /// The host does not offer what was asked.
+    Unsupported(&'static str),
     /// The REPL could not read or write this process's terminal (closed,
     /// revoked): the terminal failed, not the tree lock.
     Terminal(std::io::Error),
@@ -54,6 +73,11 @@ impl fmt::Display for DebugError {
             DebugError::Request(e) => write!(f, "tree lock request failed: {e}"),
             DebugError::Cancelled => f.write_str("the lock dialog was cancelled"),
             DebugError::Protocol(e) => write!(f, "lock dialog protocol violation: {e}"),
+            DebugError::NoHost => {
+                f.write_str("no debugger host in this process (install one: debug::host::install)")
+            }
+            DebugError::NoRoot => f.write_str("the host knows no root to ask for the tree lock"),
+            DebugError::Unsupported(what) => f.write_str(what),
             DebugError::Terminal(e) => write!(f, "the REPL's terminal failed: {e}"),
         }
     }

@@ -4,12 +4,13 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::gdb::hand_to_gdb;
+use super::host::{self, Host};
 use super::lock::Lock;
 use super::repl::{self, Location, Outcome, Session};
 use super::status::DebugStatus;
 use super::tty::lock_queue;
 use super::DebugError;
-use crate::actor::Actor;
 use crate::msg::{ActorUid, RemoteError, TaskUid};
 use crate::task::{lock, Instrument};
 
@@ -35,8 +36,8 @@ impl std::error::Error for Quit {}
 pub enum PauseError {
     /// The user quit.
     Quit(Quit),
-    /// The pause was refused (no actor runtime, a double request, the
-    /// root unreachable): nothing was shown.
+    /// The pause was refused (no host installed, a double request, the
+    /// root unreachable, the terminal failed): nothing more was shown.
     Refused(DebugError),
 }
 
@@ -61,8 +62,9 @@ impl std::error::Error for PauseError {
 /// The type name a quit travels up the tree under.
 pub const QUIT_TYPE: &str = "Quit";
 
-/// Names a quit `Quit` on its way up the tree (and not `PauseError`).
-pub(crate) fn error_name(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+/// Names a quit `Quit` on its way up the tree (and not `PauseError`),
+/// for hosts that send errors up by type name.
+pub fn error_name(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     match err.downcast_ref::<PauseError>() {
         Some(PauseError::Quit(_)) => Some(QUIT_TYPE),
         _ => err.downcast_ref::<Quit>().map(|_| QUIT_TYPE),
@@ -125,29 +127,29 @@ pub async fn pause(
     location: Location,
     values: Vec<(&'static str, String)>,
 ) -> Result<(), PauseError> {
-    let actor = Actor::current().ok_or_else(|| {
-        PauseError::Refused(DebugError::Request(
-            "no actor runtime in this process".into(),
-        ))
-    })?;
-    let repl = async {
-        loop {
-            let session = Session::pause(actor.uid(), location, values.clone());
-            match run_repl(&actor, session).await? {
-                // On this task's own thread, so that the debugger's
-                // backtrace runs through the pause site; the tree lock
-                // stays held.
-                Outcome::Gdb => hand_to_gdb(),
-                other => return Ok(other),
-            }
-        }
-    };
-    let outcome = in_repl(&actor, "pause", repl).await?;
-    match outcome {
-        Outcome::Quit => Err(PauseError::Quit(Quit {
-            actor: actor.uid().clone(),
-        })),
+    let host = host::require().map_err(PauseError::Refused)?;
+    let uid = host.uid();
+    let repl = until_not_gdb(|| Session::pause(&uid, location, values.clone()), &*host);
+    match in_repl("pause", repl).await? {
+        Outcome::Quit => Err(PauseError::Quit(Quit { actor: uid })),
         _ => Ok(()),
+    }
+}
+
+/// Runs REPL sessions made by `session` until the user leaves with `c`
+/// or `q`: `gdb` attaches the native debugger and, once it detaches,
+/// the same REPL comes back.
+async fn until_not_gdb(
+    session: impl Fn() -> Session,
+    host: &dyn Host,
+) -> Result<Outcome, DebugError> {
+    loop {
+        match run_repl(host, session()).await? {
+            // On this task's own thread, so that the debugger's backtrace
+            // runs through the pause site; the tree lock stays held.
+            Outcome::Gdb => hand_to_gdb(),
+            other => return Ok(other),
+        }
     }
 }
 
@@ -155,7 +157,6 @@ pub async fn pause(
 /// runs, and releases it on every path: after `repl`, on its error, and
 /// when the whole future is dropped mid-REPL.
 async fn in_repl(
-    actor: &Actor,
     name: &str,
     repl: impl std::future::Future<Output = Result<Outcome, DebugError>>,
 ) -> Result<Outcome, PauseError> {
@@ -170,7 +171,7 @@ async fn in_repl(
     };
     let status = DebugStatus::get();
     status
-        .enter(actor, task)
+        .enter(task)
         .instrument("tree lock for a REPL")
         .await
         .map_err(PauseError::Refused)?;
@@ -202,57 +203,32 @@ impl Drop for ReleaseIfDropped {
     }
 }
 
-/// Attaches a native debugger to this process on the same terminal and
-/// waits for it to detach. Blocks the calling thread on purpose: the
-/// whole process is stopped under the debugger anyway, and the thread's
-/// stack is what the debugger shows.
-fn hand_to_gdb() {
-    let pid = std::process::id().to_string();
-    let gdb = if on_path("rust-gdb") {
-        "rust-gdb"
-    } else {
-        "gdb"
+/// Opens the crash REPL on `err` in this actor: hosts call it (through
+/// [`crash_repl`]) when an actor's entry failed, before the failure goes
+/// up the tree; code may call it on any error it holds. `c` and `q` both
+/// leave: the error goes on.
+pub async fn post_mortem(err: &RemoteError) -> Result<(), PauseError> {
+    let host = host::require().map_err(PauseError::Refused)?;
+    let uid = host.uid();
+    let repl = until_not_gdb(|| Session::crash(&uid, err), &*host);
+    in_repl("post_mortem", repl).await.map(drop)
+}
+
+/// What a host runs when an actor's entry failed, in debug mode: the
+/// crash REPL on `err` (boxed where it failed, or relayed from a child),
+/// unless it is this actor's own quit (the user just left a REPL here)
+/// or [`skip_crash_repl_for`] skips it. A refused REPL is logged.
+pub async fn crash_repl(err: &RemoteError) {
+    let Some(host) = host::current() else {
+        log::warn!("no crash REPL: no debugger host in this process");
+        return;
     };
-    // Yama's ptrace_scope=1 lets only ancestors attach unless we allow it.
-    let _ = rustix::process::set_ptracer(rustix::process::PTracer::Any);
-    let status = std::process::Command::new(gdb)
-        .args(["-q", "-p", &pid])
-        .args(["-ex", "set pagination off", "-ex", "set confirm off"])
-        .status();
-    let _ = rustix::process::set_ptracer(rustix::process::PTracer::None);
-    match status {
-        Ok(status) if status.success() => {}
-        Ok(status) => println!("*** {gdb} ended with {status}"),
-        Err(e) => println!("*** cannot run {gdb}: {e}"),
+    if !wants_crash_repl(&host.uid(), err) {
+        return;
     }
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
-}
-
-/// Opens the crash REPL on `err` in this actor (the runtime calls it, in
-/// debug mode, before a failure goes up the tree; code may call it on
-/// any error it holds). `c` and `q` both leave: the error goes on.
-pub async fn post_mortem(actor: &Actor, err: &RemoteError) -> Result<(), PauseError> {
-    let repl = run_repl(actor, Session::crash(actor.uid(), err));
-    in_repl(actor, "post_mortem", repl).await.map(drop)
-}
-
-/// The crash hook the debugger installs: a crash REPL in the failing
-/// actor, except for its own quit (the user just left a REPL there).
-pub(crate) fn crash_hook() -> crate::actor::CrashHook {
-    std::sync::Arc::new(|actor: Actor, err: RemoteError| {
-        Box::pin(async move {
-            if !wants_crash_repl(actor.uid(), &err) {
-                return;
-            }
-            if let Err(e) = post_mortem(&actor, &err).await {
-                log::warn!("{}: no crash REPL: {e}", actor.uid());
-            }
-        })
-    })
+    if let Err(e) = post_mortem(err).await {
+        log::warn!("{}: no crash REPL: {e}", host.uid());
+    }
 }
 
 /// Picks the errors for which the runtime opens no crash REPL.
@@ -261,9 +237,8 @@ pub type CrashFilter = fn(&RemoteError) -> bool;
 static SKIP: std::sync::Mutex<Option<CrashFilter>> = std::sync::Mutex::new(None);
 
 /// Makes the runtime skip the crash REPL for the errors `filter` picks
-/// (they still go up the tree). Set it in `main`, before
-/// [`Runtime::run`](crate::actor::Runtime::run): subactors run the same
-/// `main`, so the whole tree gets it.
+/// (they still go up the tree). Set it in each actor's process (with
+/// the crate's runtime: in `main`, which subactors run too).
 ///
 /// ```no_run
 /// smol_devx::debug::pause::skip_crash_repl_for(|err| err.type_name == "TimedOut");
@@ -281,14 +256,23 @@ fn wants_crash_repl(here: &ActorUid, err: &RemoteError) -> bool {
 }
 
 /// [`post_mortem`] from a plain thread of an actor.
-pub fn post_mortem_blocking(actor: &Actor, err: &RemoteError) -> Result<(), PauseError> {
-    smol::block_on(post_mortem(actor, err))
+pub fn post_mortem_blocking(err: &RemoteError) -> Result<(), PauseError> {
+    smol::block_on(post_mortem(err))
 }
 
-async fn run_repl(actor: &Actor, mut session: Session) -> Result<Outcome, DebugError> {
-    let (holder, waiting) = lock_queue(actor).await?;
-    session.lock_state = if actor.is_root() {
+async fn run_repl(host: &dyn Host, mut session: Session) -> Result<Outcome, DebugError> {
+    // A host that cannot ask the root still gets its REPL, without the
+    // queue banner.
+    let queue = match lock_queue().await {
+        Ok(queue) => Some(queue),
+        Err(DebugError::Unsupported(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let (holder, waiting) = queue.clone().unwrap_or_default();
+    session.lock_state = if host.is_root() {
         Lock::root().to_string()
+    } else if queue.is_none() {
+        "tree lock held here; this host cannot ask the root who waits".to_owned()
     } else {
         let holder = holder.map_or_else(|| "nobody".to_owned(), |h| h.to_string());
         format!("tree lock held by {holder}; {} waiting", waiting.len())
@@ -305,24 +289,6 @@ async fn run_repl(actor: &Actor, mut session: Session) -> Result<Outcome, DebugE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actor::error::{box_error, register_namer};
-
-    #[test]
-    fn a_quit_travels_as_quit_and_a_refusal_as_itself() {
-        register_namer(error_name);
-        let here = ActorUid::new("breakpoint_forever", "b");
-        let quit = PauseError::Quit(Quit {
-            actor: here.clone(),
-        });
-        let boxed = box_error(quit, &here);
-        assert_eq!(boxed.type_name, "Quit");
-        assert!(boxed
-            .message
-            .starts_with("quit from the REPL in ('breakpoint_forever'"));
-        let refused = PauseError::Refused(DebugError::Cancelled);
-        assert_eq!(box_error(refused, &here).type_name, "PauseError");
-    }
-
     #[test]
     fn crash_repls_skip_an_own_quit_and_filtered_errors() {
         let (child, root) = (ActorUid::new("child", "c"), ActorUid::new("root", "r"));

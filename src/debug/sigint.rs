@@ -2,8 +2,8 @@
 //! root owns.
 //!
 //! Every process of a tree watches SIGINT with one `async-signal`
-//! `Signals`, created by [`install`](super::tty::install) before anything
-//! can prompt and kept for the process's life. What a ctrl-c does is
+//! `Signals`, created by [`host::install`] before anything can prompt
+//! and kept for the process's life. What a ctrl-c does is
 //! decided when it arrives, from the tree lock's state:
 //!
 //! - root, the lock held by a live REPL (queued ones wait behind it):
@@ -12,7 +12,7 @@
 //! - root, the holder's connection gone (a stale lock): the lock is
 //!   released, the terminal mode restored, and the next ctrl-c cancels;
 //! - root, no REPL anywhere: the tree is cancelled
-//!   ([`Actor::cancel_tree`]);
+//!   ([`Host::cancel_tree`](host::Host::cancel_tree));
 //! - subactors never act on a terminal ctrl-c: their parent supervises
 //!   them. One that lost its parent exits.
 //!
@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use async_signal::{Signal, Signals};
 use smol::stream::StreamExt;
 
+use super::host::{self, Host};
 use super::lock::{Lock, Owner};
 use super::status::DebugStatus;
-use crate::actor::Actor;
 use crate::task::{self, lock, Instrument};
 
 /// Tells whether a lock holder's connection is alive.
@@ -111,20 +111,20 @@ pub fn restore_terminal() {
 }
 
 fn on_sigint() {
-    let Some(actor) = Actor::current() else {
+    let Some(host) = host::current() else {
         // No actor yet, so no REPL and nothing to cancel gracefully: do
         // what ctrl-c does by default.
-        std::process::exit(i32::from(crate::actor::CANCELLED_EXIT));
+        std::process::exit(130);
     };
-    if actor.is_root() {
-        root_sigint(&actor);
+    if host.is_root() {
+        root_sigint(&*host);
     } else if DebugStatus::get().snapshot().holding.is_some() {
-        log::debug!("{}: SIGINT during this actor's REPL: ignored", actor.uid());
-    } else if !actor.parent().is_some_and(|p| p.is_connected()) {
-        log::warn!("{}: SIGINT and no parent any more: exiting", actor.uid());
+        log::debug!("{}: SIGINT during this actor's REPL: ignored", host.uid());
+    } else if !host.parent_alive() {
+        log::warn!("{}: SIGINT and no parent any more: exiting", host.uid());
         std::process::exit(1);
     } else {
-        log::debug!("{}: SIGINT ignored: the parent supervises", actor.uid());
+        log::debug!("{}: SIGINT ignored: the parent supervises", host.uid());
     }
 }
 
@@ -151,7 +151,7 @@ fn verdict(lock: &Lock, remote: Option<(Owner, Liveness)>) -> Verdict {
     }
 }
 
-fn root_sigint(actor: &Actor) {
+fn root_sigint(host: &dyn Host) {
     let remote = lock(&HOLDER).clone();
     let root_lock = Lock::root();
     match verdict(root_lock, remote) {
@@ -164,7 +164,7 @@ fn root_sigint(actor: &Actor) {
             root_lock.force_release();
             restore_terminal();
         }
-        Verdict::Cancel => actor.cancel_tree("ctrl-c (SIGINT)"),
+        Verdict::Cancel => host.cancel_tree("ctrl-c (SIGINT)"),
     }
 }
 

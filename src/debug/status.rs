@@ -8,7 +8,6 @@ use async_channel::{bounded, Receiver, Sender};
 
 use super::tty::{acquire_debug_lock, TreeLock};
 use super::DebugError;
-use crate::actor::Actor;
 use crate::msg::TaskUid;
 use crate::task::lock;
 
@@ -75,7 +74,7 @@ impl DebugStatus {
     /// Takes the tree lock for `task` and keeps it here until
     /// [`DebugStatus::release`]. A task that already holds it gets
     /// [`DebugError::DoubleLock`] (from the lock itself).
-    pub async fn enter(&self, actor: &Actor, task: TaskUid) -> Result<(), DebugError> {
+    pub async fn enter(&self, task: TaskUid) -> Result<(), DebugError> {
         let _requesting = {
             let mut inner = self.inner();
             inner.requesting.push(task.clone());
@@ -84,7 +83,7 @@ impl DebugStatus {
                 task: task.clone(),
             }
         };
-        let lock = acquire_debug_lock(actor, task.clone()).await?;
+        let lock = acquire_debug_lock(task.clone()).await?;
         self.inner().held = Some((task, lock));
         Ok(())
     }

@@ -1,160 +1,66 @@
 //! The lock dialog, both sides.
 //!
 //! A subactor that needs the terminal opens a dialog with the ROOT (not
-//! its parent: grandchildren ask the root directly) running
-//! [`LOCK_HANDLER`] with a `LockRequest`. The root queues it on its
-//! [`Lock`], answers `started(LockStatus { locked: true })` once it is the
-//! holder's turn, waits for `LockRelease` on the dialog's stream, releases
-//! and returns `LockStatus { locked: false }`. Every payload of the dialog
-//! is decoded under [`PldSpec::LOCK`], in the dialog's task only.
+//! its parent: grandchildren ask the root directly) through its host
+//! ([`Host::open_lock_dialog`](host::Host::open_lock_dialog)) with a
+//! `LockRequest`. The root queues it on its [`Lock`], answers
+//! `started(LockStatus { locked: true })` once it is the holder's turn,
+//! waits for `LockRelease` on the dialog's stream, releases and returns
+//! `LockStatus { locked: false }`. A host whose dialogs carry CBOR decodes
+//! them under [`PldSpec::LOCK`](crate::codec::PldSpec::LOCK), in the
+//! dialog's task only.
 //!
 //! Any failure on the root's side (peer gone, dialog cancelled, a payload
 //! outside the spec, a bad release) force-releases the lock and logs one
 //! line saying why and for whom: a dead holder never keeps the terminal.
 
-use std::future::Future;
-
+use super::dialog::{BoxedDialog, LockDialog};
+use super::host::{self, LockQueue};
 use super::lock::{Lock, LockGuard, Owner};
-use super::sigint::Liveness;
 use super::DebugError;
-use crate::actor::{Actor, Runtime};
-use crate::codec::{encode_lock_msg, encode_pld, PldSpec};
-use crate::ipc::{Context, DialogError};
-use crate::msg::{ActorUid, Cid, LockMsg, LockRelease, LockRequest, LockStatus, TaskUid};
+use crate::msg::{ActorUid, LockMsg, LockRelease, LockRequest, LockStatus, TaskUid};
 
-/// Name of the root's lock dialog handler (tractor's name).
+/// Name of the root's lock dialog handler (tractor's name), for hosts
+/// that route dialogs by name.
 pub const LOCK_HANDLER: &str = "lock_stdio_for_peer";
 /// Name of the root's handler that tells who holds and waits.
 pub const LOCK_STATE_HANDLER: &str = "debug_lock_state";
 
-/// The seam the lock dialog is written against: one dialog between a
-/// subactor and the root, seen from either end. `ipc::Context`
-/// implements it; a host actor system with its own IPC implements it
-/// over its own streams and reuses everything else here.
-pub trait LockDialog: Send {
-    /// The actor at the other end.
-    fn peer(&self) -> ActorUid;
-    /// The dialog's id.
-    fn cid(&self) -> Cid;
-    /// Root: the dialog's `started` value.
-    fn send_started(
-        &mut self,
-        status: LockStatus,
-    ) -> impl Future<Output = Result<(), DebugError>> + Send;
-    /// Subactor: waits for the `started` value.
-    fn wait_started(&mut self) -> impl Future<Output = Result<LockMsg, DebugError>> + Send;
-    /// Either side: one stream item.
-    fn send(&mut self, msg: LockMsg) -> impl Future<Output = Result<(), DebugError>> + Send;
-    /// Either side: the next stream item; `None` when the stream ended.
-    fn recv(&mut self) -> impl Future<Output = Result<Option<LockMsg>, DebugError>> + Send;
-    /// Subactor: waits for the dialog's final result.
-    fn result(&mut self) -> impl Future<Output = Result<LockMsg, DebugError>> + Send;
-    /// Root: tells, at any later time, whether the peer is still
-    /// connected; ctrl-c finds stale holders with it. The default says
-    /// always.
-    fn liveness(&self) -> Liveness {
-        std::sync::Arc::new(|| true)
+/// The root's side of a lock dialog a subactor opened with `req`: what
+/// the root's host runs for each one, in its own task. Queues the
+/// subactor on the tree lock, grants, waits for the release; returns the
+/// dialog's final `LockStatus { locked: false }`. Every failure (the
+/// peer gone, a bad message) force-releases the lock, and so does
+/// dropping this future: a dead holder never keeps the terminal.
+pub async fn serve_lock_dialog<D: LockDialog>(
+    dialog: &mut D,
+    req: LockRequest,
+) -> Result<LockStatus, DebugError> {
+    let host = host::require()?;
+    if !host.is_root() {
+        return Err(DebugError::Request(format!(
+            "{} is not the root",
+            host.uid()
+        )));
     }
+    lock_stdio_for_peer(Lock::root(), dialog, req).await
 }
 
-fn link_error(e: DialogError) -> DebugError {
-    match e {
-        DialogError::Codec(e) => DebugError::Protocol(e.to_string()),
-        DialogError::Cancelled => DebugError::Cancelled,
-        other => DebugError::Request(other.to_string()),
-    }
+/// The root's answer to a subactor's [`Host::lock_queue`](host::Host::lock_queue).
+/// While subactors ask, the root holds its teardown back a little (see
+/// [`maybe_wait_for_debugger`]).
+pub fn answer_lock_queue() -> LockQueue {
+    *crate::task::lock(&ASKED) = Some(std::time::Instant::now());
+    let lock = Lock::root();
+    (
+        lock.holder().map(|o| o.actor),
+        lock.waiters().into_iter().map(|o| o.actor).collect(),
+    )
 }
 
-impl LockDialog for Context {
-    fn peer(&self) -> ActorUid {
-        Context::peer(self).clone()
-    }
-    fn cid(&self) -> Cid {
-        Context::cid(self)
-    }
-    async fn send_started(&mut self, status: LockStatus) -> Result<(), DebugError> {
-        let pld = encode_lock_msg(&LockMsg::LockStatus(status));
-        self.send_started_pld(pld).await.map_err(link_error)
-    }
-    async fn wait_started(&mut self) -> Result<LockMsg, DebugError> {
-        self.started().await.map_err(link_error)
-    }
-    async fn send(&mut self, msg: LockMsg) -> Result<(), DebugError> {
-        self.send_pld(encode_lock_msg(&msg))
-            .await
-            .map_err(link_error)
-    }
-    async fn recv(&mut self) -> Result<Option<LockMsg>, DebugError> {
-        Context::recv(self).await.map_err(link_error)
-    }
-    async fn result(&mut self) -> Result<LockMsg, DebugError> {
-        Context::result(self).await.map_err(link_error)
-    }
-    fn liveness(&self) -> Liveness {
-        let chan = self.channel().clone();
-        std::sync::Arc::new(move || chan.is_connected())
-    }
-}
-
-/// Registers the root's lock handlers on a runtime. Every program whose
-/// actors use the debugger calls it (the handlers only run in the root).
-pub fn install(runtime: Runtime) -> Runtime {
-    crate::actor::error::register_namer(super::pause::error_name);
-    // Before anything can prompt: an early ctrl-c must find the watcher.
-    let is_root = std::env::var_os(crate::actor::env::ENTRY).is_none();
-    super::sigint::watch(is_root);
-    runtime
-        .on_exit(std::sync::Arc::new(|_: &Actor| {
-            super::sigint::restore_terminal()
-        }))
-        .on_crash(super::pause::crash_hook())
-        .before_teardown(std::sync::Arc::new(|actor: Actor| {
-            Box::pin(async move {
-                let waited = maybe_wait_for_debugger(&actor).await;
-                if waited {
-                    log::info!("{}: waited for the debugger before teardown", actor.uid());
-                }
-                waited
-            })
-        }))
-        .handler_encoded_by(
-            LOCK_HANDLER,
-            &PldSpec::LOCK,
-            |actor: Actor, mut ctx: Context, req: LockMsg| async move {
-                if !actor.is_root() {
-                    return Err(DebugError::Request(format!(
-                        "{} is not the root",
-                        actor.uid()
-                    )));
-                }
-                let LockMsg::LockRequest(req) = req else {
-                    return Err(DebugError::Protocol(format!(
-                        "expected LockRequest, got {}",
-                        req.tag()
-                    )));
-                };
-                lock_stdio_for_peer(Lock::root(), &mut ctx, req)
-                    .await
-                    .map(LockMsg::LockStatus)
-            },
-            |msg: &LockMsg| Ok(encode_lock_msg(msg)),
-        )
-        .handler(
-            LOCK_STATE_HANDLER,
-            &PldSpec::ANY,
-            |_: Actor, _: Context, (): ()| async move {
-                *crate::task::lock(&ASKED) = Some(std::time::Instant::now());
-                let lock = Lock::root();
-                let holder = lock.holder().map(|o| o.actor);
-                let waiters: Vec<ActorUid> = lock.waiters().into_iter().map(|o| o.actor).collect();
-                Ok::<_, DebugError>((holder, waiters))
-            },
-        )
-}
-
-/// The root's side of one lock dialog (tractor's `lock_stdio_for_peer`):
-/// queue, grant, wait for the release, release. Returns the final
-/// `LockStatus { locked: false }`.
+/// The root's side of one lock dialog on `lock` (tractor's
+/// `lock_stdio_for_peer`): queue, grant, wait for the release, release.
+/// Returns the final `LockStatus { locked: false }`.
 pub async fn lock_stdio_for_peer<D: LockDialog>(
     lock: &Lock,
     dialog: &mut D,
@@ -293,7 +199,7 @@ impl TreeLock {
                 _local,
                 uid,
             } => {
-                let ctx = dialog.ctx.as_mut().expect("present until released");
+                let ctx = dialog.dialog.as_mut().expect("present until released");
                 let cid = ctx.cid();
                 let release = LockMsg::LockRelease(LockRelease {
                     subactor_uid: uid.clone(),
@@ -302,7 +208,7 @@ impl TreeLock {
                 LockDialog::send(ctx, release).await?;
                 match LockDialog::result(ctx).await? {
                     LockMsg::LockStatus(s) if !s.locked && s.subactor_uid == uid => {
-                        dialog.ctx = None;
+                        dialog.dialog = None;
                         Ok(())
                     }
                     other => Err(DebugError::Protocol(format!(
@@ -314,36 +220,23 @@ impl TreeLock {
     }
 }
 
-/// How long an abandoned request's clean-up waits for the root's answer
-/// to its cancel before giving up on a root that says nothing.
-const CANCEL_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Cancels an unfinished lock dialog when dropped: a request abandoned at
-/// any await point never leaves the root waiting on a live connection.
-/// It also holds this actor's link to the root until the root has ended
-/// the dialog, so that the next request of the same task cannot overtake
-/// the cancel and be refused as a double request.
+/// Abandons an unfinished lock dialog when dropped (see
+/// [`LockDialog::abandon`]): a request abandoned at any await point never
+/// leaves the root waiting on a live connection. It also holds this
+/// actor's link to the root until the root has ended the dialog, so that
+/// the next request of the same task cannot overtake the abandon and be
+/// refused as a double request.
 struct CancelOnDrop {
-    ctx: Option<Context>,
+    dialog: Option<BoxedDialog>,
     link: Option<async_lock::MutexGuardArc<()>>,
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         let link = self.link.take();
-        if let Some(mut ctx) = self.ctx.take() {
-            crate::task::spawn("cancel lock dialog", async move {
-                let _ = ctx.cancel().await;
-                let ended = async {
-                    let _ = ctx.result_raw().await;
-                };
-                let timeout = async {
-                    smol::Timer::after(CANCEL_ACK_TIMEOUT).await;
-                    log::warn!(
-                        "the root did not answer a lock-dialog cancel in {CANCEL_ACK_TIMEOUT:?}"
-                    );
-                };
-                smol::future::or(ended, timeout).await;
+        if let Some(dialog) = self.dialog.take() {
+            crate::task::spawn("abandon lock dialog", async move {
+                dialog.abandon().await;
                 drop(link);
             })
             .detach();
@@ -359,10 +252,11 @@ fn root_link() -> &'static std::sync::Arc<async_lock::Mutex<()>> {
 }
 
 /// A subactor's request for the tree lock: queues behind the other tasks
-/// of this actor, then asks the root. The same task asking twice gets
-/// [`DebugError::DoubleLock`].
-pub async fn request_root_stdio_lock(actor: &Actor, task: TaskUid) -> Result<TreeLock, DebugError> {
-    let me = actor.uid().clone();
+/// of this actor, then asks the root through the host. The same task
+/// asking twice gets [`DebugError::DoubleLock`].
+pub async fn request_root_stdio_lock(task: TaskUid) -> Result<TreeLock, DebugError> {
+    let host = host::require()?;
+    let me = host.uid();
     let owner = Owner {
         actor: me.clone(),
         task: task.clone(),
@@ -370,24 +264,16 @@ pub async fn request_root_stdio_lock(actor: &Actor, task: TaskUid) -> Result<Tre
     };
     let local = local_queue().acquire(owner).await?;
     let link = root_link().lock_arc().await;
-    let root = actor
-        .root_channel()
-        .await
-        .map_err(|e| DebugError::Request(e.to_string()))?;
-    let req = LockMsg::LockRequest(LockRequest {
+    let req = LockRequest {
         subactor_uid: me.clone(),
         task_uid: task,
-    });
-    let args = encode_lock_msg(&req);
-    let ctx = root
-        .open(LOCK_HANDLER, args, &PldSpec::LOCK)
-        .await
-        .map_err(link_error)?;
+    };
+    let opened = host.open_lock_dialog(req).await?;
     let mut dialog = CancelOnDrop {
-        ctx: Some(ctx),
+        dialog: Some(opened),
         link: Some(link),
     };
-    let ctx = dialog.ctx.as_mut().expect("just set");
+    let ctx = dialog.dialog.as_mut().expect("just set");
     match ctx.wait_started().await? {
         LockMsg::LockStatus(s) if s.locked && s.subactor_uid == me && s.cid == ctx.cid() => {
             Ok(TreeLock {
@@ -413,10 +299,11 @@ fn local_queue() -> &'static Lock {
 /// Holds the tree lock without a REPL (tests, benches, code that must
 /// write to the terminal alone): in the root, from its own [`Lock`]; in a
 /// subactor, through the root.
-pub async fn acquire_debug_lock(actor: &Actor, task: TaskUid) -> Result<TreeLock, DebugError> {
-    if actor.is_root() {
+pub async fn acquire_debug_lock(task: TaskUid) -> Result<TreeLock, DebugError> {
+    let host = host::require()?;
+    if host.is_root() {
         let owner = Owner {
-            actor: actor.uid().clone(),
+            actor: host.uid(),
             task,
             cid: None,
         };
@@ -424,7 +311,7 @@ pub async fn acquire_debug_lock(actor: &Actor, task: TaskUid) -> Result<TreeLock
             kind: Kind::Root(Lock::root().acquire(owner).await?),
         })
     } else {
-        request_root_stdio_lock(actor, task).await
+        request_root_stdio_lock(task).await
     }
 }
 
@@ -437,8 +324,8 @@ pub const DEBUG_SETTLE: std::time::Duration = std::time::Duration::from_millis(2
 /// use, while it waits for it.
 const DEBUG_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// When a subactor last asked the root who holds the lock (the root's
-/// side of [`lock_queue`]).
+/// When a subactor last asked the root who holds the lock
+/// ([`answer_lock_queue`]).
 static ASKED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
 
 /// How long questions about a free lock keep the root from tearing down,
@@ -492,8 +379,11 @@ fn held_by_questions() -> bool {
 /// the root, and waits while one of its own children holds or waits:
 /// that child may be tearing down in a REPL. It does not wait when the
 /// root cannot be asked.
-pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
-    if actor.is_root() {
+pub async fn maybe_wait_for_debugger() -> bool {
+    let Some(host) = host::current() else {
+        return false;
+    };
+    if host.is_root() {
         let lock = Lock::root();
         if !lock.in_use() && !held_by_questions() {
             return false;
@@ -506,14 +396,14 @@ pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
             }
         }
     }
-    let in_use = |queue: &(Option<ActorUid>, Vec<ActorUid>)| {
-        let children = actor.children();
+    let in_use = |queue: &LockQueue| {
+        let children = host.children();
         let mine = |uid: &ActorUid| children.iter().any(|c| c.uid == *uid);
         queue.0.as_ref().is_some_and(mine) || queue.1.iter().any(mine)
     };
     let mut waited = false;
     loop {
-        match lock_queue(actor).await {
+        match lock_queue().await {
             Ok(queue) if in_use(&queue) => {
                 waited = true;
                 smol::Timer::after(DEBUG_POLL).await;
@@ -521,7 +411,7 @@ pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
             Ok(_) if waited => {
                 // Free now: free for good, or between two sessions?
                 smol::Timer::after(DEBUG_SETTLE).await;
-                match lock_queue(actor).await {
+                match lock_queue().await {
                     Ok(queue) if in_use(&queue) => continue,
                     _ => return true,
                 }
@@ -530,7 +420,7 @@ pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
             Err(e) => {
                 log::debug!(
                     "{}: cannot ask the root about the debugger: {e}",
-                    actor.uid()
+                    host.uid()
                 );
                 return waited;
             }
@@ -540,22 +430,14 @@ pub async fn maybe_wait_for_debugger(actor: &Actor) -> bool {
 
 /// Who holds the tree lock and who waits for it, oldest first, as the
 /// root sees it: for the REPL's queue banner.
-pub async fn lock_queue(actor: &Actor) -> Result<(Option<ActorUid>, Vec<ActorUid>), DebugError> {
-    if actor.is_root() {
+pub async fn lock_queue() -> Result<LockQueue, DebugError> {
+    let host = host::require()?;
+    if host.is_root() {
         let lock = Lock::root();
         return Ok((
             lock.holder().map(|o| o.actor),
             lock.waiters().into_iter().map(|o| o.actor).collect(),
         ));
     }
-    let root = actor
-        .root_channel()
-        .await
-        .map_err(|e| DebugError::Request(e.to_string()))?;
-    let args = encode_pld(&()).map_err(|e| DebugError::Protocol(e.to_string()))?;
-    let mut ctx = root
-        .open(LOCK_STATE_HANDLER, args, &PldSpec::ANY)
-        .await
-        .map_err(link_error)?;
-    ctx.result().await.map_err(link_error)
+    host.lock_queue().await
 }

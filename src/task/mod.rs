@@ -3,6 +3,7 @@
 //! ([`spawn`], [`track`], [`Instrument`]) and its rendering
 //! ([`TaskTree`]).
 
+pub(crate) mod dump;
 mod flag;
 mod home;
 mod ids;
@@ -14,6 +15,7 @@ mod span;
 mod spin;
 mod tree;
 
+pub use dump::ActorDump;
 pub(crate) use flag::Flag;
 pub use home::block_on;
 pub(crate) use ids::IdMap;

@@ -1,0 +1,32 @@
+//! The `gdb` hand-off: a real native debugger attached to this process,
+//! on the same terminal, while the tree lock is held.
+
+/// Attaches a native debugger to this process on the same terminal and
+/// waits for it to detach. Blocks the calling thread on purpose: the
+/// whole process is stopped under the debugger anyway, and the thread's
+/// stack is what the debugger shows.
+pub fn hand_to_gdb() {
+    let pid = std::process::id().to_string();
+    let gdb = if on_path("rust-gdb") {
+        "rust-gdb"
+    } else {
+        "gdb"
+    };
+    // Yama's ptrace_scope=1 lets only ancestors attach unless we allow it.
+    let _ = rustix::process::set_ptracer(rustix::process::PTracer::Any);
+    let status = std::process::Command::new(gdb)
+        .args(["-q", "-p", &pid])
+        .args(["-ex", "set pagination off", "-ex", "set confirm off"])
+        .status();
+    let _ = rustix::process::set_ptracer(rustix::process::PTracer::None);
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => println!("*** {gdb} ended with {status}"),
+        Err(e) => println!("*** cannot run {gdb}: {e}"),
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
