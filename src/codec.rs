@@ -253,6 +253,7 @@ pub fn with_pld_spec<F: Future>(spec: &'static PldSpec, fut: F) -> Scope<&'stati
 /// Runs `f` with `spec` as the payload spec of every decode it does: the
 /// synchronous [`with_pld_spec`], for a caller that decodes at once (a
 /// dialog's own payloads), without a scope future around the call.
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))] // the runtime's dialogs use it
 pub(crate) fn with_pld_spec_now<R>(spec: &'static PldSpec, f: impl FnOnce() -> R) -> R {
     PLD_SPEC.sync_scope(spec, f)
 }
@@ -287,6 +288,7 @@ fn encode_value<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(
 
 /// A lock message as a payload: the bytes [`encode_pld`] makes of it,
 /// written directly.
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))] // the runtime's dialogs use it
 pub(crate) fn encode_lock_msg(msg: &LockMsg) -> Pld {
     // Room for a lock message with the usual names without regrowing.
     let mut raw = Vec::with_capacity(128);

@@ -3,17 +3,20 @@
 //! A multi-process debugger for actor trees built on the [smol] runtime,
 //! modelled on the debug subsystem of the Python actor runtime tractor.
 //!
-//! The crate is built in layers (see `DESIGN.md`); each uses only the
-//! layers below it:
+//! The crate is built in layers; each uses only the layers below it:
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
 //! | wire | [`msg`], [`codec`] | message types, length-prefixed CBOR frames, the per-task payload spec |
 //! | task | [`task`] | runtime-agnostic task-local storage; the registry of tracked tasks and its tree |
-//! | ipc | [`ipc`] | transports, handshake, channels and dialogs |
-//! | actor | [`actor`] | the actor tree: spawning, supervision, errors that climb |
-//! | debug | [`debug`] | the tree-wide TTY lock, pause and crash REPLs |
+//! | debug | [`debug`] | the host seam ([`debug::host`]), the tree-wide TTY lock, pause and crash REPLs, ctrl-c |
 //! | devx | [`stack_on_sig`], [`log`] | `kill -USR1` task-tree dumps; logging setup |
+//! | runtime (feature `runtime`, default) | `ipc`, `actor` | the reference actor system: transports, handshake, dialogs, the actor tree; one debugger host among others |
+//!
+//! The debugger embeds in any actor system on smol or async-std: the
+//! system implements [`debug::host::Host`] and installs it once per
+//! process. `cargo build --no-default-features` builds the debugger
+//! alone.
 //!
 //! Everything that crosses a process boundary goes through [`codec`],
 //! which bounds frame size and nesting depth and turns every bad byte
@@ -47,9 +50,11 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "runtime")]
 pub mod actor;
 pub mod codec;
 pub mod debug;
+#[cfg(feature = "runtime")]
 pub mod ipc;
 pub mod log;
 pub mod msg;

@@ -2,6 +2,8 @@
 //! example, follows the pids its actors print, and checks that none is
 //! left behind, not even as a zombie.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use std::time::Duration;

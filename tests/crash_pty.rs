@@ -1,6 +1,8 @@
 //! Crash REPLs through a real pseudo-terminal: scenarios 3, 5, 7-9 and
 //! 11-15.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use common::pty::{assert_before, Pty};

@@ -1,6 +1,8 @@
 //! The tree-wide TTY lock across real processes: mutual exclusion and
 //! FIFO order under contention, and recovery from every fault.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! refused with a logged reason, and the root keeps serving its real
 //! children all the while.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! Channels and dialogs in one process, over a real socketpair.
 
+#![cfg(feature = "runtime")]
+
 use smol::future;
 use smol_devx::codec::{Codec, PldSpec};
 use smol_devx::ipc::{Channel, DialogError, IncomingDialogs, Side, Stream};

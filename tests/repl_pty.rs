@@ -1,6 +1,8 @@
 //! The REPL of `pause!` through a real pseudo-terminal: scenarios 1, 2
 //! and 4 of SCENARIOS.md, typed as a user would.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use common::pause_site;

@@ -2,6 +2,8 @@
 //! CI) and on plain piped input: real actor processes, no terminal.
 //! Pseudo-terminal tests come with the line editor.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! Its own test binary: it makes this process the subreaper of the
 //! orphans, and reaps them, which must not race other tests' children.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use std::time::Duration;

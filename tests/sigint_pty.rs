@@ -1,6 +1,8 @@
 //! ctrl-c and the terminal mode through a real pseudo-terminal:
 //! scenarios 10, 17 and 18 of SCENARIOS.md.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! whole tree (text and JSON); a stuck actor is marked missing; the
 //! program keeps running.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -117,6 +117,7 @@ mod wire {
 /// Appends `msg` as ciborium writes it (a test holds the bytes
 /// together): the lock dialog's sends, without serde's calls (~1k
 /// instructions a message through the encoder above).
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))] // the runtime's dialogs use it
 pub(crate) fn write_lock_msg(msg: &LockMsg, out: &mut Vec<u8>) {
     use wire::*;
     let mut enc = Encoder(out);

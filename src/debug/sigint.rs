@@ -12,7 +12,7 @@
 //! - root, the holder's connection gone (a stale lock): the lock is
 //!   released, the terminal mode restored, and the next ctrl-c cancels;
 //! - root, no REPL anywhere: the tree is cancelled
-//!   ([`Host::cancel_tree`](host::Host::cancel_tree));
+//!   ([`Host::cancel_tree`]);
 //! - subactors never act on a terminal ctrl-c: their parent supervises
 //!   them. One that lost its parent exits.
 //!

@@ -4,6 +4,7 @@
 //! ([`TaskTree`]).
 
 pub(crate) mod dump;
+#[cfg(feature = "runtime")]
 mod flag;
 mod home;
 mod ids;
@@ -16,9 +17,11 @@ mod spin;
 mod tree;
 
 pub use dump::ActorDump;
+#[cfg(feature = "runtime")]
 pub(crate) use flag::Flag;
 pub use home::block_on;
 pub(crate) use ids::IdMap;
+#[cfg(feature = "runtime")]
 pub(crate) use poller::HomeIo;
 pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
 pub use span::{Instrument, Instrumented};

@@ -21,6 +21,10 @@
 //! driven by its own threads; their wakes reach the home thread through
 //! the eventfd.
 
+// Sockets are registered here by the runtime's IPC only: without it the
+// poller drives the home executor alone.
+#![cfg_attr(not(feature = "runtime"), allow(dead_code))]
+
 use std::future::Future;
 use std::os::fd::{AsFd, OwnedFd};
 use std::pin::pin;

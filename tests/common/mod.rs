@@ -23,6 +23,9 @@ pub fn example(name: &str) -> PathBuf {
     if !built.iter().any(|b| b == name) {
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "--quiet", "--example", name]);
+        if !cfg!(feature = "runtime") {
+            cmd.arg("--no-default-features");
+        }
         if profile_dir.ends_with("release") {
             cmd.arg("--release");
         }
