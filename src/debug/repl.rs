@@ -31,6 +31,8 @@ const HIDDEN_CRATES: &[&str] = &[
     "async_task::",
     "async_executor::",
     "async_io::",
+    "async_std::",
+    "async_global_executor::",
     "async_lock::",
     "async_channel::",
     "futures_lite::",
