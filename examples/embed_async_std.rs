@@ -29,8 +29,8 @@ impl embed::Rt for AsyncStd {
         async_std::task::block_on(fut)
     }
 
-    fn connect(path: PathBuf) -> impl Future<Output = io::Result<Self::Stream>> + Send {
-        async move { async_std::os::unix::net::UnixStream::connect(path).await }
+    async fn connect(path: PathBuf) -> io::Result<Self::Stream> {
+        async_std::os::unix::net::UnixStream::connect(path).await
     }
 
     fn listen(path: &Path, serve: fn(Self::Stream) -> BoxFuture<'static, ()>) -> io::Result<()> {
@@ -44,8 +44,8 @@ impl embed::Rt for AsyncStd {
         Ok(())
     }
 
-    fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
-        async_std::task::sleep(d)
+    async fn sleep(d: Duration) {
+        async_std::task::sleep(d).await
     }
 }
 

@@ -42,10 +42,8 @@ impl embed::Rt for Smol {
         Ok(())
     }
 
-    fn sleep(d: Duration) -> impl Future<Output = ()> + Send {
-        async move {
-            smol::Timer::after(d).await;
-        }
+    async fn sleep(d: Duration) {
+        smol::Timer::after(d).await;
     }
 }
 
