@@ -57,10 +57,6 @@ fn pauser() -> BoxFuture<'static, Result<(), embed::Failure>> {
     })
 }
 
-fn crasher() -> BoxFuture<'static, Result<(), embed::Failure>> {
-    Box::pin(async { Err(io::Error::other("crasher: the config is missing").into()) })
-}
-
 fn main() -> std::process::ExitCode {
-    embed::main::<AsyncStd>(&[("pauser", pauser), ("crasher", crasher)])
+    embed::main::<AsyncStd>(&[("pauser", pauser), ("crasher", embed::crasher)])
 }

@@ -55,10 +55,6 @@ fn pauser() -> BoxFuture<'static, Result<(), embed::Failure>> {
     })
 }
 
-fn crasher() -> BoxFuture<'static, Result<(), embed::Failure>> {
-    Box::pin(async { Err(io::Error::other("crasher: the config is missing").into()) })
-}
-
 fn main() -> std::process::ExitCode {
-    embed::main::<Smol>(&[("pauser", pauser), ("crasher", crasher)])
+    embed::main::<Smol>(&[("pauser", pauser), ("crasher", embed::crasher)])
 }

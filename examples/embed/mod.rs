@@ -284,6 +284,11 @@ pub type Failure = Box<dyn std::error::Error + Send + Sync>;
 /// An actor's entry.
 pub type Entry = fn() -> BoxFuture<'static, Result<(), Failure>>;
 
+/// `crasher`'s entry: it fails.
+pub fn crasher() -> BoxFuture<'static, Result<(), Failure>> {
+    Box::pin(async { Err(io::Error::other("crasher: the config is missing").into()) })
+}
+
 /// Runs this process as the root, or as the child `TOY_ROLE` names.
 pub fn main<R: Rt>(entries: &[(&str, Entry)]) -> ExitCode {
     smol_devx::log::init();

@@ -50,10 +50,7 @@ impl Host for ActorHost {
     ) -> BoxFuture<'static, Result<BoxedDialog, DebugError>> {
         let actor = self.0.clone();
         Box::pin(async move {
-            let root = actor
-                .root_channel()
-                .await
-                .map_err(|e| DebugError::Request(e.to_string()))?;
+            let root = root_channel(&actor).await?;
             let args = encode_lock_msg(&LockMsg::LockRequest(req));
             let ctx = root
                 .open(LOCK_HANDLER, args, &PldSpec::LOCK)
@@ -66,10 +63,7 @@ impl Host for ActorHost {
     fn lock_queue(&self) -> BoxFuture<'static, Result<LockQueue, DebugError>> {
         let actor = self.0.clone();
         Box::pin(async move {
-            let root = actor
-                .root_channel()
-                .await
-                .map_err(|e| DebugError::Request(e.to_string()))?;
+            let root = root_channel(&actor).await?;
             let args = encode_pld(&()).map_err(|e| DebugError::Protocol(e.to_string()))?;
             let mut ctx = root
                 .open(LOCK_STATE_HANDLER, args, &PldSpec::ANY)
@@ -115,6 +109,11 @@ impl Host for ActorHost {
     fn parent_alive(&self) -> bool {
         self.0.parent().is_some_and(|p| p.is_connected())
     }
+}
+
+async fn root_channel(actor: &Actor) -> Result<crate::ipc::Channel, DebugError> {
+    let root = actor.root_channel().await;
+    root.map_err(|e| DebugError::Request(e.to_string()))
 }
 
 /// Installs the actor as this process's debugger host when it boots.
