@@ -232,3 +232,18 @@ fn bytes_that_are_not_utf8_never_end_a_pause() {
     assert_ne!(code, 0, "{rest}");
     assert!(!rest.contains("pause refused"), "{rest}");
 }
+
+/// Lines typed ahead, in one burst while the REPL is busy, all reach it
+/// in order: each pause of the loop takes its `p round` and its `c`.
+#[test]
+fn type_ahead_reaches_the_repl_in_order() {
+    let mut pty = Pty::spawn("root_actor_breakpoint_forever", &[]);
+    pty.expect_prompt();
+    pty.send_raw(b"p round\rc\rp round\rc\rp round\rq\r");
+    for round in 0..3 {
+        pty.expect(&format!("round = {round}"));
+    }
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(rest.contains("quit from the REPL in ('root'"), "{rest}");
+}

@@ -146,7 +146,17 @@ impl Terminal {
     fn editor() -> &'static std::sync::Mutex<Option<rustyline::DefaultEditor>> {
         static EDITOR: std::sync::OnceLock<std::sync::Mutex<Option<rustyline::DefaultEditor>>> =
             std::sync::OnceLock::new();
-        EDITOR.get_or_init(|| std::sync::Mutex::new(rustyline::DefaultEditor::new().ok()))
+        // No cursor-position query at each prompt: its answer is read
+        // from the input, and lines typed ahead that arrive while it waits
+        // for one were eaten (a terminal that does not answer, like a
+        // test's pty, made every prompt wait for it too). The banner
+        // ends its line, so the prompt starts at the left anyway.
+        let config = rustyline::Config::builder()
+            .check_cursor_position(false)
+            .build();
+        EDITOR.get_or_init(|| {
+            std::sync::Mutex::new(rustyline::DefaultEditor::with_config(config).ok())
+        })
     }
 }
 
