@@ -90,6 +90,9 @@ fn scenario_4_subactor_breakpoint() {
 /// back when it detaches.
 #[test]
 fn scenario_19_gdb_hand_off() {
+    if !common::gdb_installed() {
+        return;
+    }
     let mut pty = Pty::spawn("root_actor_breakpoint", &[]);
     pty.expect_prompt();
     pty.send_line("gdb");
@@ -246,4 +249,20 @@ fn type_ahead_reaches_the_repl_in_order() {
     let (rest, code) = pty.expect_exit();
     assert_ne!(code, 0, "{rest}");
     assert!(rest.contains("quit from the REPL in ('root'"), "{rest}");
+}
+
+/// Without gdb, the `gdb` command says how to get it, and the REPL goes
+/// on.
+#[test]
+fn gdb_missing_is_explained_and_the_repl_goes_on() {
+    let mut pty = Pty::spawn("root_actor_breakpoint", &[("PATH", "/nonexistent")]);
+    pty.expect_prompt();
+    pty.send_line("gdb");
+    let before = pty.expect_prompt();
+    assert_before(&before, &[smol_devx::debug::gdb::NO_GDB]);
+    pty.send_line("p answer");
+    assert_before(&pty.expect_prompt(), &["answer = 42"]);
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 0, "{rest}");
 }

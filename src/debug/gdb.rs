@@ -4,13 +4,17 @@
 /// Attaches a native debugger to this process on the same terminal and
 /// waits for it to detach. Blocks the calling thread on purpose: the
 /// whole process is stopped under the debugger anyway, and the thread's
-/// stack is what the debugger shows.
+/// stack is what the debugger shows. Without gdb on `PATH` it says so,
+/// and how to get it, and returns.
 pub fn hand_to_gdb() {
     let pid = std::process::id().to_string();
     let gdb = if on_path("rust-gdb") {
         "rust-gdb"
-    } else {
+    } else if on_path("gdb") {
         "gdb"
+    } else {
+        println!("{NO_GDB}");
+        return;
     };
     // Yama's ptrace_scope=1 lets only ancestors attach unless we allow it.
     let _ = rustix::process::set_ptracer(rustix::process::PTracer::Any);
@@ -25,6 +29,10 @@ pub fn hand_to_gdb() {
         Err(e) => println!("*** cannot run {gdb}: {e}"),
     }
 }
+
+/// What the `gdb` command says where gdb is not installed.
+pub const NO_GDB: &str = "*** gdb is not installed here: install it (e.g. `apt-get install gdb`, \
+or your system's gdb package), then type `gdb` again";
 
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")

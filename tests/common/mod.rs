@@ -39,6 +39,22 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// Whether gdb is on `PATH`. CI installs it (`.ci/run`), and there its
+/// absence fails the test; elsewhere a test that needs it says it was
+/// skipped, and why.
+pub fn gdb_installed() -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join("gdb").is_file()));
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "gdb is missing on CI: .ci/run installs it"
+        );
+        eprintln!("SKIPPED: gdb is not installed (apt-get install gdb); the gdb hand-off is not tested here");
+    }
+    found
+}
+
 /// A running example with its stdout read line by line.
 pub struct Running {
     pub child: Child,
