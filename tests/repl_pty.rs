@@ -266,3 +266,26 @@ fn gdb_missing_is_explained_and_the_repl_goes_on() {
     let (rest, code) = pty.expect_exit();
     assert_eq!(code, 0, "{rest}");
 }
+
+/// `pause_blocking!` on the thread that runs the actor's tasks is refused
+/// at once with an error that says what to use; the refusal climbs like
+/// any failure and the program ends.
+#[test]
+fn pause_blocking_on_an_executor_thread_is_refused_at_once() {
+    let mut pty = Pty::spawn_with_args("pause_from_thread", &["--on-executor"], &[]);
+    let before = pty.expect_prompt();
+    assert_before(
+        &before,
+        &[
+            CRASH_MSG,
+            "('worker_on_executor', '",
+            "use `pause!().await` there",
+        ],
+    );
+    assert!(!before.contains(PAUSE_MSG), "{before}");
+    pty.send_line("c");
+    assert_before(&pty.expect_prompt(), &[CRASH_MSG, "('root', '"]);
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+}

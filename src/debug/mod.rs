@@ -55,6 +55,10 @@ pub enum DebugError {
     NoRoot,
     /// The host does not offer what was asked.
     Unsupported(&'static str),
+    /// A blocking pause or post-mortem was asked for on a thread that
+    /// runs the actor's tasks: it would stop the tasks that carry the
+    /// lock dialog, and hang.
+    BlockingOnExecutor,
     /// The REPL could not read or write this process's terminal (closed,
     /// revoked): the terminal failed, not the tree lock.
     Terminal(std::io::Error),
@@ -78,6 +82,10 @@ impl fmt::Display for DebugError {
             }
             DebugError::NoRoot => f.write_str("the host knows no root to ask for the tree lock"),
             DebugError::Unsupported(what) => f.write_str(what),
+            DebugError::BlockingOnExecutor => f.write_str(
+                "pause_blocking! on a thread that runs the actor's tasks would hang them: \
+                 use `pause!().await` there (pause_blocking! is for plain threads)",
+            ),
             DebugError::Terminal(e) => write!(f, "the REPL's terminal failed: {e}"),
         }
     }

@@ -112,11 +112,22 @@ macro_rules! pause_blocking {
     };
 }
 
-/// Waits on a `pause!` future from a plain thread.
+/// Waits on a `pause!` future from a plain thread. On a thread that
+/// runs the actor's tasks it refuses at once with
+/// [`DebugError::BlockingOnExecutor`]: blocking there would hang them.
 pub fn pause_blocking(
     pause: impl std::future::Future<Output = Result<(), PauseError>>,
 ) -> Result<(), PauseError> {
-    smol::block_on(pause)
+    block_off_executor(pause)
+}
+
+fn block_off_executor<T>(
+    fut: impl std::future::Future<Output = Result<T, PauseError>>,
+) -> Result<T, PauseError> {
+    if crate::task::runs_tasks() {
+        return Err(PauseError::Refused(DebugError::BlockingOnExecutor));
+    }
+    smol::block_on(fut)
 }
 
 /// What `pause!` expands to: takes the tree lock (locally in the root,
@@ -255,9 +266,10 @@ fn wants_crash_repl(here: &ActorUid, err: &RemoteError) -> bool {
     !own_quit && !skipped
 }
 
-/// [`post_mortem`] from a plain thread of an actor.
+/// [`post_mortem`] from a plain thread of an actor (refused, like
+/// [`pause_blocking`], on a thread that runs its tasks).
 pub fn post_mortem_blocking(err: &RemoteError) -> Result<(), PauseError> {
-    smol::block_on(post_mortem(err))
+    block_off_executor(post_mortem(err))
 }
 
 async fn run_repl(host: &dyn Host, mut session: Session) -> Result<Outcome, DebugError> {

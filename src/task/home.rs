@@ -222,6 +222,14 @@ impl<F: Future> Future for OnlyWhenWoken<F> {
     }
 }
 
+/// Whether this thread runs tasks: it drives a home executor
+/// ([`block_on`]) or is inside a tracked task's poll on any executor.
+/// Blocking such a thread on a future stalls the tasks that would
+/// complete it.
+pub fn runs_tasks() -> bool {
+    DRIVING.get() || super::current_id().is_some()
+}
+
 /// Spawns `fut` on the home executor if this thread drives it, else on
 /// smol's global executor.
 pub(super) fn spawn<T: Send + 'static>(

@@ -19,7 +19,7 @@ mod tree;
 pub use dump::ActorDump;
 #[cfg(feature = "runtime")]
 pub(crate) use flag::Flag;
-pub use home::block_on;
+pub use home::{block_on, runs_tasks};
 pub(crate) use ids::IdMap;
 #[cfg(feature = "runtime")]
 pub(crate) use poller::HomeIo;
