@@ -289,3 +289,29 @@ fn pause_blocking_on_an_executor_thread_is_refused_at_once() {
     let (rest, code) = pty.expect_exit();
     assert_ne!(code, 0, "{rest}");
 }
+
+/// `lock` tells the tree lock's state when it is typed: actors that
+/// queued after the REPL opened show up, in order.
+#[test]
+fn lock_shows_the_state_when_typed() {
+    let mut pty = Pty::spawn("multi_subactors", &[]);
+    pty.expect_prompt();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let state = loop {
+        pty.send_line("lock");
+        let state = pty.expect_prompt();
+        if state.contains("waiting 2: ") || std::time::Instant::now() > deadline {
+            break state;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_before(
+        &state,
+        &["tree lock held by ('", "waiting 1: ('", "waiting 2: ('"],
+    );
+    assert!(
+        state.find("waiting 1: ") < state.find("waiting 2: "),
+        "{state}"
+    );
+    drop(pty);
+}

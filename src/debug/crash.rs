@@ -113,7 +113,8 @@ fn process_uid() -> ActorUid {
 
 fn open(err: &RemoteError) {
     let mut session = Session::crash(&err.src_uid, err);
-    session.lock_state = "no tree lock: a standalone process owns its terminal".into();
+    session.lock_state =
+        std::sync::Arc::new(|| "no tree lock: a standalone process owns its terminal".into());
     if let Err(e) = repl::run_on_stdio(&session) {
         log::warn!("crash REPL failed: {e}");
     }

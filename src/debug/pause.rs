@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::gdb::hand_to_gdb;
 use super::host::{self, Host};
@@ -275,27 +276,45 @@ pub fn post_mortem_blocking(err: &RemoteError) -> Result<(), PauseError> {
 async fn run_repl(host: &dyn Host, mut session: Session) -> Result<Outcome, DebugError> {
     // A host that cannot ask the root still gets its REPL, without the
     // queue banner.
-    let queue = match lock_queue().await {
-        Ok(queue) => Some(queue),
-        Err(DebugError::Unsupported(_)) => None,
+    session.waiting = match lock_queue().await {
+        Ok((_, waiting)) => waiting,
+        Err(DebugError::Unsupported(_)) => Vec::new(),
         Err(e) => return Err(e),
     };
-    let (holder, waiting) = queue.clone().unwrap_or_default();
-    session.lock_state = if host.is_root() {
-        Lock::root().to_string()
-    } else if queue.is_none() {
-        "tree lock held here; this host cannot ask the root who waits".to_owned()
-    } else {
-        let holder = holder.map_or_else(|| "nobody".to_owned(), |h| h.to_string());
-        format!("tree lock held by {holder}; {} waiting", waiting.len())
-    };
-    session.waiting = waiting;
+    let is_root = host.is_root();
+    session.lock_state = Arc::new(move || lock_state_now(is_root));
     // The REPL blocks on its input: off the executor, so the actor keeps
     // serving its dialogs meanwhile.
     smol::unblock(move || repl::run_on_stdio(&session))
         .instrument("REPL")
         .await
         .map_err(DebugError::Terminal)
+}
+
+/// The tree lock's state as the `lock` command shows it, asked when the
+/// command is typed: the root reads its lock, a subactor asks the root
+/// (from the REPL's own thread, while the actor's tasks run on).
+fn lock_state_now(is_root: bool) -> String {
+    if is_root {
+        return Lock::root().to_string();
+    }
+    match smol::block_on(lock_queue()) {
+        Ok((holder, waiting)) => {
+            let holder = holder.map_or_else(|| "nobody".to_owned(), |h| h.to_string());
+            let mut state = format!("tree lock held by {holder}");
+            if waiting.is_empty() {
+                state.push_str("\n  nobody waiting");
+            }
+            for (i, w) in waiting.iter().enumerate() {
+                state.push_str(&format!("\n  waiting {}: {w}", i + 1));
+            }
+            state
+        }
+        Err(DebugError::Unsupported(_)) => {
+            "tree lock held here; this host cannot ask the root who waits".to_owned()
+        }
+        Err(e) => format!("*** cannot ask the root about the tree lock: {e}"),
+    }
 }
 
 #[cfg(test)]

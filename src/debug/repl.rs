@@ -94,12 +94,16 @@ pub struct Session {
     pub backtrace: String,
     /// Actors waiting for the terminal, oldest first.
     pub waiting: Vec<ActorUid>,
-    /// The tree lock's state, as the `lock` command shows it.
-    pub lock_state: String,
+    /// The tree lock's state as the `lock` command shows it, taken each
+    /// time the command is typed.
+    pub lock_state: LockState,
     /// The registry's id of the task that opened the REPL, if tracked:
     /// `tasks` waits for its poll to end, so that its spans show.
     pub task: Option<u64>,
 }
+
+/// Tells the tree lock's state now.
+pub type LockState = std::sync::Arc<dyn Fn() -> String + Send + Sync>;
 
 /// How the user left the REPL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -267,7 +271,7 @@ impl Session {
             error: Vec::new(),
             backtrace: std::backtrace::Backtrace::force_capture().to_string(),
             waiting: Vec::new(),
-            lock_state: String::new(),
+            lock_state: std::sync::Arc::new(String::new),
             task: crate::task::current_id(),
         }
     }
@@ -287,7 +291,7 @@ impl Session {
             error,
             backtrace: err.backtrace.clone(),
             waiting: Vec::new(),
-            lock_state: String::new(),
+            lock_state: std::sync::Arc::new(String::new),
             task: crate::task::current_id(),
         }
     }
@@ -434,7 +438,7 @@ pub fn run(
                 }
             },
             (Some("p"), None) => "*** p needs a name".to_owned(),
-            (Some("lock"), _) => session.lock_state.clone(),
+            (Some("lock"), _) => (session.lock_state)(),
             (Some("tasks"), Some("json")) => session.settled_tasks().to_json(),
             (Some("tasks"), _) => {
                 let tree = session.settled_tasks();
@@ -505,7 +509,7 @@ mod tests {
             error: vec![],
             backtrace: "   0: std::backtrace::Backtrace::force_capture\n             at /rustc/x/library/std/src/backtrace.rs:312:9\n   1: smol_devx::debug::pause::pause\n   2: my_app::handler\n             at examples/app.rs:12:5\n   3: async_task::raw::RawTask::run\n".into(),
             waiting: vec![ActorUid::new("name_error", "n"), ActorUid::new("spawn_error", "s")],
-            lock_state: "tree lock held by ('breakpoint_forever', 'b1')".into(),
+            lock_state: std::sync::Arc::new(|| "tree lock held by ('breakpoint_forever', 'b1')".into()),
             task: None,
         }
     }
