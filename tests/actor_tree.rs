@@ -213,3 +213,27 @@ fn a_panic_reaches_the_parent_with_its_message_and_location() {
     assert!(line.contains(&format!("actor_tree.rs:{n}:")), "{line}");
     assert_reaped(&actor_pids(&lines));
 }
+
+/// A `$TMPDIR` too long for a Unix socket path does not stop the tree:
+/// its sockets go to a short private place, and nothing stays behind.
+#[test]
+fn a_temp_dir_too_long_for_a_socket_path_still_runs() {
+    let long = std::env::temp_dir().join(format!(
+        "smol-devx-test-a-very-long-temp-dir-name-{}-{}",
+        std::process::id(),
+        "x".repeat(60)
+    ));
+    std::fs::create_dir_all(&long).unwrap();
+    let root = Running::start(
+        "actor_tree",
+        &["return"],
+        &[("TMPDIR", long.to_str().unwrap())],
+    );
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "result 42"), "{lines:#?}");
+    assert_reaped(&actor_pids(&lines));
+    let left: Vec<_> = std::fs::read_dir(&long).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+    std::fs::remove_dir(&long).unwrap();
+}

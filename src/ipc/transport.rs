@@ -133,12 +133,38 @@ impl Drop for Listener {
     }
 }
 
-/// Where the private socket directories go.
+/// Where the private socket directories go: `$XDG_RUNTIME_DIR`, else the
+/// temp dir, unless a socket path under it would not fit in a
+/// `sockaddr_un`; then `/tmp` (said once in the log).
 fn socket_base() -> PathBuf {
-    std::env::var_os("XDG_RUNTIME_DIR")
+    let wanted = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .filter(|p| p.is_dir())
-        .unwrap_or_else(std::env::temp_dir)
+        .unwrap_or_else(std::env::temp_dir);
+    if fits_sun_path(&wanted) {
+        return wanted;
+    }
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        log::info!(
+            "socket directory base {} is too long for a Unix socket path: using {SHORT_BASE}",
+            wanted.display()
+        );
+    });
+    PathBuf::from(SHORT_BASE)
+}
+
+/// The short base used when the usual one is too long.
+const SHORT_BASE: &str = "/tmp";
+
+/// Bytes a socket path may have (`sun_path` is 108 on Linux, with its NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// Whether the longest socket path made under `base`
+/// (`<base>/smol-devx-<pid>-<8 hex>/sock`) fits in a `sockaddr_un`.
+fn fits_sun_path(base: &Path) -> bool {
+    let longest_rest = "/".len() + DIR_PREFIX.len() + "4294967295-ffffffff/sock".len();
+    base.as_os_str().len() + longest_rest <= SUN_PATH_MAX
 }
 
 const DIR_PREFIX: &str = "smol-devx-";
