@@ -17,6 +17,11 @@ pub const PAUSE_MSG: &str = "Opening a REPL in paused actor";
 pub const CRASH_MSG: &str = "Opening a REPL in crashed actor";
 /// The prompt.
 pub const PROMPT: &str = "(devx) ";
+/// The longest line the REPL takes, in bytes; a longer one is refused
+/// with [`TOO_LONG`].
+pub const MAX_LINE: usize = 4096;
+/// What the REPL says of a line of [`MAX_LINE`] bytes or more.
+pub const TOO_LONG: &str = "*** that line is too long (4096 bytes or more): ignored";
 /// What the REPL says of a typed line it could not read as UTF-8.
 pub const NOT_UTF8: &str = "*** that line held a byte that is not UTF-8: ignored; type it again";
 /// Environment variable holding a `;`-separated script of commands.
@@ -159,8 +164,35 @@ impl Terminal {
             .check_cursor_position(false)
             .build();
         EDITOR.get_or_init(|| {
-            std::sync::Mutex::new(rustyline::DefaultEditor::with_config(config).ok())
+            let editor = rustyline::DefaultEditor::with_config(config).ok();
+            std::sync::Mutex::new(editor.map(|mut editor| {
+                let cap = rustyline::EventHandler::Conditional(Box::new(LineCap));
+                editor.bind_sequence(rustyline::Event::Any, cap);
+                editor
+            }))
         })
+    }
+}
+
+/// Drops the characters typed past [`MAX_LINE`]: the editor redraws the
+/// whole line at each key, and a line without end took quadratic time
+/// while its REPL held the tree lock. The line then reaches the REPL at
+/// the cap, which refuses it with a message.
+struct LineCap;
+
+impl rustyline::ConditionalEventHandler for LineCap {
+    fn handle(
+        &self,
+        evt: &rustyline::Event,
+        _: rustyline::RepeatCount,
+        _: bool,
+        ctx: &rustyline::EventContext,
+    ) -> Option<rustyline::Cmd> {
+        let typed = matches!(
+            evt.get(0),
+            Some(rustyline::KeyEvent(rustyline::KeyCode::Char(_), _))
+        );
+        (typed && ctx.line().len() >= MAX_LINE).then_some(rustyline::Cmd::Noop)
     }
 }
 
@@ -419,6 +451,10 @@ pub fn run(
             writeln!(out)?;
             return Ok(Outcome::Continue);
         };
+        if line.len() >= MAX_LINE {
+            writeln!(out, "{TOO_LONG}")?;
+            continue;
+        }
         let mut words = line.split_whitespace();
         let reply = match (words.next(), words.next()) {
             (None, _) => continue,
@@ -577,6 +613,19 @@ mod tests {
         assert!(out.contains("commands:"), "{out}");
         assert!(out.contains("*** unknown command \"frobnicate\""), "{out}");
         assert_eq!(out.matches(PROMPT).count(), 3, "{out}");
+    }
+
+    #[test]
+    fn a_line_at_the_cap_is_refused_and_the_repl_goes_on() {
+        let mut input = format!("p {}\n", "x".repeat(MAX_LINE)).into_bytes();
+        input.extend_from_slice(b"p x\nc\n");
+        let mut out = Vec::new();
+        let outcome = run(&session(), &mut Plain(&input[..]), &mut out).unwrap();
+        assert_eq!(outcome, Outcome::Continue);
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains(TOO_LONG), "{out}");
+        assert!(!out.contains("no value named"), "{out}");
+        assert!(out.contains("x = 42"), "{out}");
     }
 
     #[test]
