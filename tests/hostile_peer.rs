@@ -105,10 +105,15 @@ fn wrong_token_garbage_and_oversize_prefix_are_refused() {
             .unwrap();
         assert!(drain(&mut stream).await.is_empty());
     });
-    root.expect("wrong tree token from ('stranger', 'x')", T);
-    root.expect("refused a connection: bad handshake frame: malformed", T);
+    // The first refusal of a burst is told at once, the rest in one line
+    // once the burst is over, with the last reason.
     root.expect(
-        "refused a connection: bad handshake frame: frame of 2147483647 bytes exceeds",
+        "refused a connection: wrong tree token from ('stranger', 'x')",
+        T,
+    );
+    root.expect(
+        "refused a connection 2 more times since the last line; the last: \
+         bad handshake frame: frame of 2147483647 bytes exceeds",
         T,
     );
     still_serving(&mut root);
@@ -245,4 +250,46 @@ fn claimed_lengths_commit_no_memory_over_unix_sockets() {
 #[test]
 fn claimed_lengths_commit_no_memory_over_tcp() {
     claimed_lengths_commit_no_memory("tcp");
+}
+
+/// A flood of refused peers is told in a few lines, not one each, and
+/// the count adds up; the root keeps serving.
+#[test]
+fn a_flood_of_refused_peers_is_summed_up() {
+    let (mut root, addr) = serving_root();
+    const PEERS: u64 = 2000;
+    smol::block_on(async {
+        for _ in 0..PEERS {
+            let mut stream = connect(&addr).await.unwrap();
+            // A malformed hello: refused at once.
+            stream
+                .write_all(&[0x00, 0x00, 0x00, 0x03, 0xff, 0xfe, 0x1c])
+                .await
+                .unwrap();
+            drain(&mut stream).await;
+        }
+    });
+    still_serving(&mut root);
+    // Wait for the summary of the burst's end.
+    let deadline = std::time::Instant::now() + T;
+    let told = |seen: &[String]| -> u64 {
+        seen.iter()
+            .filter(|l| l.contains("refused a connection"))
+            .map(|l| match l.split_once("refused a connection ") {
+                Some((_, more)) => more.split_whitespace().next().unwrap().parse().unwrap(),
+                None => 1,
+            })
+            .sum()
+    };
+    while told(&root.seen) < PEERS && std::time::Instant::now() < deadline {
+        root.expect("echo ok", T);
+    }
+    let lines = root
+        .seen
+        .iter()
+        .filter(|l| l.contains("refused a connection"))
+        .count();
+    assert_eq!(told(&root.seen), PEERS, "{:#?}", root.seen);
+    assert!(lines <= 10, "{lines} lines for {PEERS} refusals");
+    stop(root);
 }

@@ -292,10 +292,12 @@ pub fn crasher() -> BoxFuture<'static, Result<(), Failure>> {
 /// Runs this process as the root, or as the child `TOY_ROLE` names.
 pub fn main<R: Rt>(entries: &[(&str, Entry)]) -> ExitCode {
     smol_devx::log::init();
-    match std::env::var("TOY_ROLE") {
+    let code = match std::env::var("TOY_ROLE") {
         Ok(role) => R::block_on(child::<R>(&role, entries)),
         Err(_) => R::block_on(root::<R>(entries)),
-    }
+    };
+    smol_devx::log::flush();
+    code
 }
 
 async fn child<R: Rt>(name: &str, entries: &[(&str, Entry)]) -> ExitCode {

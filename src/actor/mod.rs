@@ -33,6 +33,7 @@ pub mod cancel;
 pub mod debugger;
 pub mod error;
 mod nursery;
+mod refusals;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -569,7 +570,7 @@ impl Runtime {
         let exit_hooks = std::mem::take(&mut self.exit_hooks);
         // Booted inside `block_on`, so that the accept loop and every task
         // it spawns run on this thread's home executor.
-        task::block_on(task::track("root", async {
+        let code = task::block_on(task::track("root", async {
             let actor = match self.boot_root() {
                 Ok(actor) => actor,
                 Err(e) => {
@@ -593,7 +594,9 @@ impl Runtime {
                     ExitCode::from(CANCELLED_EXIT)
                 }
             }
-        }))
+        }));
+        crate::log::flush();
+        code
     }
 
     fn boot_root(self) -> std::io::Result<Actor> {
@@ -669,6 +672,7 @@ impl Runtime {
                 2
             }
         };
+        crate::log::flush();
         std::process::exit(code)
     }
 
@@ -713,6 +717,7 @@ impl Runtime {
                 task::spawn("exit with entry", async move {
                     let ok = task.await;
                     actor.cleanup();
+                    crate::log::flush();
                     std::process::exit(if ok { 0 } else { 1 });
                 })
                 .detach();
@@ -774,12 +779,22 @@ struct Boot {
 /// their nursery; any other authenticated peer is served.
 async fn accept_loop(actor: Actor, listener: Listener) {
     let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let who = actor.uid().to_string();
+    let refused = refusals::Refusals::new(who.clone(), "refused a connection");
+    let failed = refusals::Refusals::new(who, "accept failed");
+    let mut backoff = ACCEPT_BACKOFF;
     loop {
         let (mut stream, user) = match listener.accept().await {
-            Ok(conn) => conn,
+            Ok(conn) => {
+                backoff = ACCEPT_BACKOFF;
+                conn
+            }
             Err(e) => {
-                log::error!("{}: accept failed: {e}", actor.uid());
-                smol::Timer::after(std::time::Duration::from_millis(50)).await;
+                failed.note(e.to_string());
+                // Out of file descriptors, say: each retry would fail the
+                // same way until some close, so wait longer each time.
+                smol::Timer::after(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_AT_MOST);
                 continue;
             }
         };
@@ -790,7 +805,7 @@ async fn accept_loop(actor: Actor, listener: Listener) {
             );
             continue;
         };
-        let actor = actor.clone();
+        let (actor, refused) = (actor.clone(), refused.clone());
         task::spawn("handshake", async move {
             let inner = &actor.inner;
             let shaken =
@@ -799,7 +814,7 @@ async fn accept_loop(actor: Actor, listener: Listener) {
             let peer = match shaken {
                 Ok(peer) => peer,
                 Err(e) => {
-                    log::warn!("{}: refused a connection: {e}", inner.uid);
+                    refused.note(e.to_string());
                     return;
                 }
             };
@@ -824,6 +839,11 @@ async fn accept_loop(actor: Actor, listener: Listener) {
         .detach();
     }
 }
+
+/// The first wait after a failed accept; it doubles with each failure in
+/// a row, up to [`ACCEPT_BACKOFF_AT_MOST`].
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(50);
+const ACCEPT_BACKOFF_AT_MOST: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How many accepted connections may be in their handshake at once.
 /// Before it a peer is a stranger: each costs a task and a socket (its

@@ -121,6 +121,7 @@ pub trait Host: Send + Sync + 'static {
     /// exits at once with 130 (128 + SIGINT), as ctrl-c would by default.
     fn cancel_tree(&self, why: &str) {
         log::warn!("{}: {why}: exiting", self.uid());
+        crate::log::flush();
         std::process::exit(130);
     }
 

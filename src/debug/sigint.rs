@@ -114,6 +114,7 @@ fn on_sigint() {
     let Some(host) = host::current() else {
         // No actor yet, so no REPL and nothing to cancel gracefully: do
         // what ctrl-c does by default.
+        crate::log::flush();
         std::process::exit(130);
     };
     if host.is_root() {
@@ -122,6 +123,7 @@ fn on_sigint() {
         log::debug!("{}: SIGINT during this actor's REPL: ignored", host.uid());
     } else if !host.parent_alive() {
         log::warn!("{}: SIGINT and no parent any more: exiting", host.uid());
+        crate::log::flush();
         std::process::exit(1);
     } else {
         log::debug!("{}: SIGINT ignored: the parent supervises", host.uid());
