@@ -237,3 +237,28 @@ fn a_temp_dir_too_long_for_a_socket_path_still_runs() {
     assert!(left.is_empty(), "{left:?}");
     std::fs::remove_dir(&long).unwrap();
 }
+
+/// A nursery dropped while its child is in a REPL (as a `?` or a timeout
+/// drops it) leaves the child alone until the debugger is free: the
+/// child's REPL goes on, and nothing is left behind at the end.
+#[test]
+fn a_dropped_nursery_kills_no_repl() {
+    use std::io::Write;
+    let mut root = Running::start("nursery_dropped_in_repl", &[], &[]);
+    let child = pid_on(&root.expect("breakpoint_forever pid", T));
+    root.expect("nursery dropped", T);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(common::running(child), "the child in its REPL was killed");
+    let stdin = root.child.stdin.as_mut().unwrap();
+    stdin.write_all(b"p round\nc\n").unwrap();
+    root.expect("round = 0", T);
+    root.expect("> examples/common/mod.rs", T);
+    assert!(common::running(child));
+    let stdin = root.child.stdin.as_mut().unwrap();
+    stdin.write_all(b"p round\nq\n").unwrap();
+    root.expect("round = 1", T);
+    let (status, lines) = root.finish(T);
+    assert!(status.success(), "{lines:#?}");
+    assert!(lines.iter().any(|l| l.ends_with("root done")), "{lines:#?}");
+    assert_reaped(&[child]);
+}

@@ -491,22 +491,63 @@ pub(super) fn kill(pid: u32, signal: rustix::process::Signal) -> std::io::Result
 }
 
 impl Drop for Nursery {
-    // No await here: kill, then reap at once (a SIGKILLed process exits
-    // immediately), so that no zombie is left if this process ends next.
-    // When the reaper task got there first, waitpid just says so.
+    // No await here. A child that holds or waits for the tree lock (the
+    // root knows) is left to a task that waits for the debugger first,
+    // as `join` and `cancel` do: dropping a nursery (a `?`, a timeout)
+    // must not kill a REPL. Any other child is killed and reaped at once
+    // (a SIGKILLed process exits immediately), so that no zombie is left
+    // if this process ends next; when the reaper task got there first,
+    // waitpid just says so.
     fn drop(&mut self) {
-        for child in &self.children {
-            if child.exited.get().is_none() {
-                log::warn!("nursery dropped with {} alive: SIGKILL", child.uid);
-                let _ = kill(child.pid, rustix::process::Signal::KILL);
-                if let Some(pid) = os_pid(child.pid) {
-                    let _ =
-                        rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
-                }
-                crate::ipc::transport::remove_dirs_of(child.pid);
-            }
+        let alive: Vec<_> = self
+            .children
+            .iter()
+            .filter(|c| c.exited.get().is_none())
+            .map(|c| (c.uid.clone(), c.pid, c.exited.clone()))
+            .collect();
+        let lock = crate::debug::lock::Lock::root();
+        let queued: Vec<ActorUid> = lock
+            .holder()
+            .into_iter()
+            .chain(lock.waiters())
+            .map(|o| o.actor)
+            .collect();
+        let (debugged, others): (Vec<_>, Vec<_>) = alive
+            .into_iter()
+            .partition(|(uid, ..)| self.actor.is_root() && queued.contains(uid));
+        for (uid, pid, _) in others {
+            log::warn!("nursery dropped with {uid} alive: SIGKILL");
+            kill_and_reap(pid);
         }
+        if debugged.is_empty() {
+            return;
+        }
+        let names: Vec<String> = debugged.iter().map(|(uid, ..)| uid.to_string()).collect();
+        log::warn!(
+            "nursery dropped while {} in the debugger: killed once it is free",
+            names.join(", ")
+        );
+        let actor = self.actor.clone();
+        task::spawn("kill after the debugger", async move {
+            actor.before_teardown(true).await;
+            // One that ended by itself meanwhile was reaped: its pid may
+            // be another process's by now.
+            for (uid, pid, _) in debugged.into_iter().filter(|(.., e)| e.get().is_none()) {
+                log::warn!("the debugger is free: SIGKILL to {uid} of a dropped nursery");
+                kill_and_reap(pid);
+            }
+        })
+        .detach();
     }
+}
+
+/// SIGKILLs a child, reaps it, and removes what its death left behind.
+fn kill_and_reap(pid: u32) {
+    let _ = kill(pid, rustix::process::Signal::KILL);
+    if let Some(pid) = os_pid(pid) {
+        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+    }
+    crate::ipc::transport::remove_dirs_of(pid);
 }
 
 /// Prepares the child between fork and exec:
