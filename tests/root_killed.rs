@@ -31,7 +31,11 @@ fn reap_orphans(pids: &[u32]) {
 /// thread is blocked: nothing but the kernel's parent-death signal can end
 /// it. The root sees its child fail and exits with the error.
 fn kill_middle_of_stuck_tree() {
-    let mut root = Running::start("actor_tree", &["tree_stuck"], &[]);
+    // A temp dir of this run's own: what the tree leaves there is its.
+    let tmp = std::env::temp_dir().join(format!("smol-devx-killed-middle-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let env = [("TMPDIR", tmp.to_str().unwrap()), ("XDG_RUNTIME_DIR", "")];
+    let mut root = Running::start("actor_tree", &["tree_stuck"], &env);
     let child = pid_on(&root.expect("child pid", Duration::from_secs(20)));
     let grandchild = pid_on(&root.expect("grandchild pid", Duration::from_secs(20)));
     kill_process(Pid::from_raw(child as i32).unwrap(), Signal::KILL).unwrap();
@@ -44,6 +48,11 @@ fn kill_middle_of_stuck_tree() {
         "{lines:#?}"
     );
     reap_orphans(&[child, grandchild]);
+    // The grandchild died without cleaning up: its socket directory went
+    // with the root's.
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
+    std::fs::remove_dir(&tmp).unwrap();
 }
 
 /// Kills the root of `scenario`'s three-level tree and checks the rest.

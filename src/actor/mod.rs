@@ -686,7 +686,11 @@ impl Runtime {
         let root_addr: Addr = var(env::ROOT)?.parse().map_err(|e| format!("{e}"))?;
         let token = var(env::TOKEN)?;
         let debug_mode = std::env::var(env::DEBUG).as_deref() == Ok("1");
-        let listener = Listener::bind(self.transport).map_err(|e| e.to_string())?;
+        let tree_dir = match &root_addr {
+            Addr::Unix(path) => path.parent(),
+            Addr::Tcp(_) => None,
+        };
+        let listener = Listener::bind_under(self.transport, tree_dir).map_err(|e| e.to_string())?;
         let boot = Boot {
             uid,
             parent_addr: Some(parent_addr.clone()),

@@ -78,11 +78,26 @@ enum ListenerKind {
 }
 
 impl Listener {
-    /// Binds a new listener of the given kind.
+    /// Binds a new listener of the given kind; a Unix socket goes in a
+    /// private directory of its own.
     pub fn bind(transport: Transport) -> io::Result<Self> {
+        Self::bind_under(transport, None)
+    }
+
+    /// [`Listener::bind`], with the private directory of a Unix socket
+    /// made inside `tree_dir` (the root's) when given: every actor's
+    /// socket then lives under the root's one directory, which the root
+    /// removes on its way out, also those of actors that died without
+    /// cleaning up.
+    pub fn bind_under(transport: Transport, tree_dir: Option<&Path>) -> io::Result<Self> {
         match transport {
             Transport::Unix => {
-                let dir = private_dir()?;
+                // The root's directory was chosen with room for this level
+                // (see `fits_sun_path`).
+                let dir = match tree_dir {
+                    Some(tree) => private_dir_in(tree, "")?,
+                    None => private_dir()?,
+                };
                 let path = dir.join("sock");
                 let listener = UnixListener::bind(&path)?;
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
@@ -160,10 +175,14 @@ const SHORT_BASE: &str = "/tmp";
 /// Bytes a socket path may have (`sun_path` is 108 on Linux, with its NUL).
 const SUN_PATH_MAX: usize = 107;
 
-/// Whether the longest socket path made under `base`
-/// (`<base>/smol-devx-<pid>-<8 hex>/sock`) fits in a `sockaddr_un`.
+/// Whether the longest socket path made under `base` fits in a
+/// `sockaddr_un`: a subactor's, `<base>/smol-devx-<pid>-<8 hex>/<pid>-<8
+/// hex>/sock` under the root's base (a root's own is shorter; a
+/// subactor's directory base is the root's directory, with room for one
+/// level).
 fn fits_sun_path(base: &Path) -> bool {
-    let longest_rest = "/".len() + DIR_PREFIX.len() + "4294967295-ffffffff/sock".len();
+    let level = "/4294967295-ffffffff".len();
+    let longest_rest = DIR_PREFIX.len() + 2 * level + "/sock".len();
     base.as_os_str().len() + longest_rest <= SUN_PATH_MAX
 }
 
@@ -250,10 +269,15 @@ fn is_alive(pid: u32) -> bool {
 
 /// A fresh directory only this user can enter, for one socket.
 fn private_dir() -> io::Result<PathBuf> {
-    let base = socket_base();
+    private_dir_in(&socket_base(), DIR_PREFIX)
+}
+
+/// A fresh directory `<base>/<prefix><pid>-<8 hex>` only this user can
+/// enter.
+fn private_dir_in(base: &Path, prefix: &str) -> io::Result<PathBuf> {
     for _ in 0..16 {
         let dir = base.join(format!(
-            "{DIR_PREFIX}{}-{:08x}",
+            "{prefix}{}-{:08x}",
             std::process::id(),
             random_u32()?
         ));

@@ -255,6 +255,7 @@ mod tests {
 
     #[test]
     fn spawns_from_other_threads_still_run() {
+        let _turn = crate::task::home_turn();
         let from_other_thread = block_on(async {
             let task = std::thread::spawn(|| spawn(async { 7 })).join().unwrap();
             // Blocks the only home thread: only smol's executor can run it.
@@ -276,6 +277,7 @@ mod tests {
 
     #[test]
     fn the_main_future_is_polled_only_when_woken() {
+        let _turn = crate::task::home_turn();
         let polls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (tx, rx) = smol::channel::bounded::<()>(1);
         let waits = CountPolls(Box::pin(async move { rx.recv().await }), polls.clone());
@@ -306,6 +308,7 @@ mod tests {
 
     #[test]
     fn a_panicking_task_reaches_its_awaiter_and_the_home_thread_goes_on() {
+        let _turn = crate::task::home_turn();
         let (caught, after) = block_on(async {
             let failing = spawn(async {
                 panic!("on purpose");
@@ -319,6 +322,7 @@ mod tests {
 
     #[test]
     fn a_second_block_on_runs_home_tasks_while_the_first_one_is_blocked() {
+        let _turn = crate::task::home_turn();
         let (driving_tx, driving) = std::sync::mpsc::channel();
         let (done_tx, done) = std::sync::mpsc::channel::<Option<u32>>();
         // Holds the poller and blocks its thread until the second one's
@@ -345,6 +349,7 @@ mod tests {
 
     #[test]
     fn tasks_spawned_inside_run_on_the_driving_thread() {
+        let _turn = crate::task::home_turn();
         let here = std::thread::current().id();
         let (inner, nested) = block_on(async {
             let nested = spawn(async { spawn(async { std::thread::current().id() }).await });

@@ -27,6 +27,14 @@ pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
 pub use span::{Instrument, Instrumented};
 pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
 
+/// Tests that drive the home executor take turns: it is one per process,
+/// and a test's tasks run on whichever thread drives it.
+#[cfg(test)]
+pub(crate) fn home_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    lock(&TURN)
+}
+
 /// Locks `m`, ignoring poisoning. Every lock of this crate guards plain
 /// data (pushes, swaps, flags, whole values replaced) that a panic
 /// cannot leave half-written, and a debugger must keep working after the

@@ -335,6 +335,7 @@ mod tests {
 
     #[test]
     fn a_socket_edge_and_a_cross_thread_wake_both_reach_the_driver() {
+        let _turn = crate::task::home_turn();
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         ours.set_nonblocking(true).unwrap();
         // Off the driving thread there is no registration.
@@ -363,6 +364,7 @@ mod tests {
 
     #[test]
     fn a_main_future_that_keeps_yielding_does_not_starve_the_sockets() {
+        let _turn = crate::task::home_turn();
         let (done_tx, done) = std::sync::mpsc::channel();
         // On a thread of its own: a starved socket hangs, and the test
         // must fail instead.
@@ -417,6 +419,7 @@ mod tests {
 
     #[test]
     fn a_spin_that_finds_nothing_sleeps_until_the_late_edge_and_stops_spinning() {
+        let _turn = crate::task::home_turn();
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let poller = poller_watching(&ours);
         let mut spin = spinning();
@@ -439,6 +442,7 @@ mod tests {
 
     #[test]
     fn a_spin_returns_an_edge_that_is_already_there() {
+        let _turn = crate::task::home_turn();
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         let poller = poller_watching(&ours);
         theirs.write_all(b"early").unwrap();
@@ -449,6 +453,7 @@ mod tests {
 
     #[test]
     fn a_panicking_driver_does_not_retire_the_poller() {
+        let _turn = crate::task::home_turn();
         let panicked =
             std::thread::spawn(|| drive_when_free(Box::pin(async { panic!("on purpose") }))).join();
         assert!(panicked.is_err());
