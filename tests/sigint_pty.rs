@@ -193,3 +193,38 @@ fn ctrl_c_cancels_the_tree_and_waits_for_a_teardown_repl() {
     assert_eq!(code, i32::from(CANCELLED_EXIT), "{shown}");
     assert_reaped(&own_pids(&shown));
 }
+
+/// SIGTERM or SIGHUP to the root while a subactor's REPL is live: the
+/// tree ends in order, the terminal is cooked again, no socket directory
+/// stays, and the root exits with 128 + the signal.
+fn terminated_in_a_repl(signal: rustix::process::Signal) {
+    let tmp = std::env::temp_dir().join(format!(
+        "smol-devx-term-{}-{}",
+        signal.as_raw(),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let env = [("TMPDIR", tmp.to_str().unwrap()), ("XDG_RUNTIME_DIR", "")];
+    let mut pty = Pty::spawn("subactor_breakpoint", &env);
+    let before = pty.expect_prompt();
+    assert_before(&before, &[PAUSE_MSG, "('breakpoint_forever', '"]);
+    assert!(!pty.cooked(), "the REPL's editor runs in raw mode");
+    let root = rustix::process::Pid::from_raw(pty.pid() as i32).unwrap();
+    rustix::process::kill_process(root, signal).unwrap();
+    let (rest, code, cooked) = pty.expect_exit_cooked();
+    assert_eq!(code, 128 + signal.as_raw(), "{rest}");
+    assert!(cooked, "the terminal was left raw: {rest}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
+    std::fs::remove_dir(&tmp).unwrap();
+}
+
+#[test]
+fn sigterm_to_the_root_ends_the_tree_in_a_repl() {
+    terminated_in_a_repl(rustix::process::Signal::TERM);
+}
+
+#[test]
+fn sighup_to_the_root_ends_the_tree_in_a_repl() {
+    terminated_in_a_repl(rustix::process::Signal::HUP);
+}

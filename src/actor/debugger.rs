@@ -106,6 +106,11 @@ impl Host for ActorHost {
         self.0.cancel_tree(why);
     }
 
+    fn terminate(&self, signal: i32) {
+        let code = u8::try_from(128 + signal).unwrap_or(u8::MAX);
+        self.0.terminate_tree(&format!("signal {signal}"), code);
+    }
+
     fn parent_alive(&self) -> bool {
         self.0.parent().is_some_and(|p| p.is_connected())
     }

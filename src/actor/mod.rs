@@ -182,6 +182,10 @@ struct ActorInner {
     /// Set once by [`Actor::cancel_tree`]: why the tree is cancelled.
     cancel: (Sender<String>, Receiver<String>),
     cancel_requested: std::sync::atomic::AtomicBool,
+    /// Set by [`Actor::terminate_tree`]: no waiting for the debugger.
+    forced: std::sync::atomic::AtomicBool,
+    /// The root's exit code when the tree was cancelled.
+    cancelled_exit: std::sync::atomic::AtomicU8,
     pending_spawns: Mutex<HashMap<String, Sender<Connected>>>,
     socket_dir: Option<PathBuf>,
     crash_hook: Option<CrashHook>,
@@ -271,6 +275,24 @@ impl Actor {
         if !self.inner.cancel_requested.swap(true, Ordering::SeqCst) {
             let _ = self.inner.cancel.0.try_send(why.to_owned());
         }
+    }
+
+    /// Ends the tree now (root only): like [`Actor::cancel_tree`], but
+    /// without waiting for anyone in a REPL, and the root exits with
+    /// `exit_code`. SIGTERM and SIGHUP to the root come here.
+    pub fn terminate_tree(&self, why: &str, exit_code: u8) {
+        use std::sync::atomic::Ordering;
+        if self.is_root() {
+            self.inner.forced.store(true, Ordering::SeqCst);
+            self.inner.cancelled_exit.store(exit_code, Ordering::SeqCst);
+        }
+        self.cancel_tree(why);
+    }
+
+    /// Whether [`Actor::terminate_tree`] was called: teardown waits for
+    /// no one.
+    pub(crate) fn forced(&self) -> bool {
+        self.inner.forced.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether [`Actor::cancel_tree`] was called.
@@ -372,7 +394,7 @@ impl Actor {
     /// Awaits the teardown hook, when this actor or one of the children
     /// being torn down runs in debug mode.
     pub(crate) async fn before_teardown(&self, child_in_debug: bool) -> bool {
-        let wanted = self.debug_mode() || child_in_debug;
+        let wanted = (self.debug_mode() || child_in_debug) && !self.forced();
         match self.inner.teardown_hook.clone().filter(|_| wanted) {
             Some(hook) => hook(self.clone()).await,
             None => false,
@@ -591,7 +613,11 @@ impl Runtime {
                 }
                 None => {
                     eprintln!("smol-devx: the actor tree was cancelled");
-                    ExitCode::from(CANCELLED_EXIT)
+                    let code = actor
+                        .inner
+                        .cancelled_exit
+                        .load(std::sync::atomic::Ordering::SeqCst);
+                    ExitCode::from(code)
                 }
             }
         }));
@@ -649,6 +675,8 @@ impl Runtime {
                 children: Mutex::new(Vec::new()),
                 cancel: smol::channel::bounded(1),
                 cancel_requested: std::sync::atomic::AtomicBool::new(false),
+                forced: std::sync::atomic::AtomicBool::new(false),
+                cancelled_exit: std::sync::atomic::AtomicU8::new(CANCELLED_EXIT),
                 pending_spawns: Mutex::new(HashMap::new()),
                 socket_dir,
                 crash_hook: self.crash_hook,

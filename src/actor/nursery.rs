@@ -512,9 +512,9 @@ impl Drop for Nursery {
             .chain(lock.waiters())
             .map(|o| o.actor)
             .collect();
-        let (debugged, others): (Vec<_>, Vec<_>) = alive
-            .into_iter()
-            .partition(|(uid, ..)| self.actor.is_root() && queued.contains(uid));
+        let (debugged, others): (Vec<_>, Vec<_>) = alive.into_iter().partition(|(uid, ..)| {
+            self.actor.is_root() && !self.actor.forced() && queued.contains(uid)
+        });
         for (uid, pid, _) in others {
             log::warn!("nursery dropped with {uid} alive: SIGKILL");
             kill_and_reap(pid);

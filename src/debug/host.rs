@@ -125,6 +125,18 @@ pub trait Host: Send + Sync + 'static {
         std::process::exit(130);
     }
 
+    /// Root: SIGTERM or SIGHUP (`signal`) ends the tree now, even while
+    /// a REPL is live: cancel every actor without waiting for the
+    /// debugger, restore the terminal
+    /// ([`restore_terminal`](super::sigint::restore_terminal)), remove
+    /// what the tree made, and exit with 128 + `signal`. The default
+    /// restores the terminal and exits so.
+    fn terminate(&self, signal: i32) {
+        super::sigint::restore_terminal();
+        crate::log::flush();
+        std::process::exit(128 + signal);
+    }
+
     /// Subactor: whether the parent is still there. A subactor whose
     /// parent is gone exits on ctrl-c instead of ignoring it. The default
     /// says it is.

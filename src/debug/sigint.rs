@@ -60,7 +60,15 @@ pub(crate) fn watch(is_root: bool) {
                 .flatten()
         });
     }
-    let mut signals = match Signals::new([Signal::Int]) {
+    // The root also ends the tree in order on SIGTERM and SIGHUP (the
+    // terminal went away), REPL or not; a subactor leaves those to their
+    // default action (its parent sends SIGTERM as a last resort).
+    let watched: &[Signal] = if is_root {
+        &[Signal::Int, Signal::Term, Signal::Hup]
+    } else {
+        &[Signal::Int]
+    };
+    let mut signals = match Signals::new(watched.iter().copied()) {
         Ok(signals) => signals,
         Err(e) => {
             log::error!("cannot watch SIGINT, ctrl-c keeps its default action: {e}");
@@ -70,8 +78,12 @@ pub(crate) fn watch(is_root: bool) {
     // Off the actor's thread (see `task::block_on`): a ctrl-c is judged
     // even while a task blocks that thread.
     smol::spawn(task::track("SIGINT watcher", async move {
-        while signals.next().instrument("SIGINT").await.is_some() {
-            on_sigint();
+        while let Some(signal) = signals.next().instrument("SIGINT").await {
+            match signal {
+                Ok(Signal::Int) => on_sigint(),
+                Ok(other) => on_termination(other),
+                Err(e) => log::warn!("signal watcher: {e}"),
+            }
         }
     }))
     .detach();
@@ -128,6 +140,16 @@ fn on_sigint() {
     } else {
         log::debug!("{}: SIGINT ignored: the parent supervises", host.uid());
     }
+}
+
+/// SIGTERM or SIGHUP in the root: the tree ends now, REPL or not.
+fn on_termination(signal: Signal) {
+    let Some(host) = host::current() else {
+        crate::log::flush();
+        std::process::exit(128 + signal as i32);
+    };
+    log::warn!("{}: {signal:?}: ending the actor tree", host.uid());
+    host.terminate(signal as i32);
 }
 
 /// What the root does with a ctrl-c.

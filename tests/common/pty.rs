@@ -121,6 +121,36 @@ impl Pty {
         )
     }
 
+    /// Whether the terminal is in cooked mode: line editing and signal
+    /// keys on (a line editor's raw mode clears both; echo is left to
+    /// the terminal's owner: a pty starts with it off).
+    pub fn cooked(&self) -> bool {
+        use rustix::termios::LocalModes;
+        let master = self
+            .session
+            .get_process()
+            .get_raw_handle()
+            .expect("the pty master");
+        let t = rustix::termios::tcgetattr(&master).expect("tcgetattr");
+        t.local_modes
+            .contains(LocalModes::ICANON | LocalModes::ISIG)
+    }
+
+    /// Waits for the program to end; returns what it showed last, its
+    /// exit code, and whether it left the terminal cooked.
+    pub fn expect_exit_cooked(mut self) -> (String, i32, bool) {
+        let rest = self
+            .session
+            .expect(Eof)
+            .unwrap_or_else(|e| panic!("no end of output: {e}"));
+        let text = plain(rest.as_bytes());
+        let cooked = self.cooked();
+        match self.session.get_process().wait() {
+            Ok(WaitStatus::Exited(_, code)) => (text, code, cooked),
+            other => panic!("not a normal exit: {other:?}; output {text}"),
+        }
+    }
+
     /// Sends `signal` to the terminal's foreground process group, root
     /// and every actor, as the terminal does for ctrl-c in cooked mode.
     pub fn signal_group(&self, signal: rustix::process::Signal) {
