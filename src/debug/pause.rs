@@ -268,7 +268,7 @@ fn wants_crash_repl(here: &ActorUid, err: &RemoteError) -> bool {
 }
 
 /// [`post_mortem`] from a plain thread of an actor (refused, like
-/// [`pause_blocking`], on a thread that runs its tasks).
+/// [`pause_blocking()`], on a thread that runs its tasks).
 pub fn post_mortem_blocking(err: &RemoteError) -> Result<(), PauseError> {
     block_off_executor(post_mortem(err))
 }
