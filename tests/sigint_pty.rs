@@ -228,3 +228,32 @@ fn sigterm_to_the_root_ends_the_tree_in_a_repl() {
 fn sighup_to_the_root_ends_the_tree_in_a_repl() {
     terminated_in_a_repl(rustix::process::Signal::HUP);
 }
+
+/// The root SIGKILLed while a subactor's REPL holds the terminal in raw
+/// mode: the subactor gets its parent-death signal, puts the terminal
+/// back in cooked mode, and ends.
+#[test]
+fn a_repl_holder_whose_root_is_killed_leaves_the_terminal_cooked() {
+    let mut pty = Pty::spawn_under_shell("subactor_breakpoint");
+    let before = pty.expect_prompt();
+    assert_before(&before, &[PAUSE_MSG, "('breakpoint_forever', '"]);
+    let child = own_pids(&before)[0];
+    assert!(!pty.cooked(), "the REPL's editor runs in raw mode");
+    kill9(parent_of(child));
+    let left = common::wait_not_running(&[child], Duration::from_secs(5));
+    assert!(left.is_empty(), "the REPL holder outlived its root");
+    assert!(pty.cooked(), "the terminal was left raw");
+    kill9(pty.pid());
+}
+
+/// A process's parent, from `/proc/<pid>/stat`.
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = stat.rsplit_once(')').unwrap().1;
+    after_name
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap()
+}

@@ -700,6 +700,7 @@ impl Runtime {
                 2
             }
         };
+        crate::debug::sigint::leave_terminal();
         crate::log::flush();
         std::process::exit(code)
     }
@@ -749,6 +750,7 @@ impl Runtime {
                 task::spawn("exit with entry", async move {
                     let ok = task.await;
                     actor.cleanup();
+                    crate::debug::sigint::leave_terminal();
                     crate::log::flush();
                     std::process::exit(if ok { 0 } else { 1 });
                 })

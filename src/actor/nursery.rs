@@ -555,8 +555,11 @@ fn kill_and_reap(pid: u32) {
 ///   foreground process group, and children stay in the root's group (in
 ///   their own, they would be stopped on reading the terminal); the root
 ///   supervises them instead;
-/// - it is killed when its parent dies, even when its own threads are too
-///   stuck to notice the closed connection: no process outlives the root.
+/// - it gets SIGTERM when its parent dies, even when its own threads are
+///   too stuck to notice the closed connection: no process outlives the
+///   root. SIGTERM, not SIGKILL: a child that holds the REPL puts the
+///   terminal back in cooked mode first (the debugger's watcher; without
+///   one, SIGTERM ends it as SIGKILL would).
 #[allow(unsafe_code)]
 fn prepare_child(cmd: &mut std::process::Command) {
     let parent = std::process::id() as libc::pid_t;
@@ -566,7 +569,7 @@ fn prepare_child(cmd: &mut std::process::Command) {
     unsafe {
         cmd.pre_exec(move || {
             libc::signal(libc::SIGINT, libc::SIG_IGN);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             // The parent may have died before the line above took effect.
             if libc::getppid() != parent {
                 libc::_exit(1);

@@ -61,14 +61,12 @@ pub(crate) fn watch(is_root: bool) {
         });
     }
     // The root also ends the tree in order on SIGTERM and SIGHUP (the
-    // terminal went away), REPL or not; a subactor leaves those to their
-    // default action (its parent sends SIGTERM as a last resort).
-    let watched: &[Signal] = if is_root {
-        &[Signal::Int, Signal::Term, Signal::Hup]
-    } else {
-        &[Signal::Int]
-    };
-    let mut signals = match Signals::new(watched.iter().copied()) {
+    // terminal went away), REPL or not. A subactor gets SIGTERM when its
+    // parent dies or gives up on it, and SIGHUP with the whole foreground
+    // group when the terminal's controlling process dies: it leaves the
+    // terminal cooked if its REPL had it, and exits.
+    let watched = [Signal::Int, Signal::Term, Signal::Hup];
+    let mut signals = match Signals::new(watched) {
         Ok(signals) => signals,
         Err(e) => {
             log::error!("cannot watch SIGINT, ctrl-c keeps its default action: {e}");
@@ -142,14 +140,56 @@ fn on_sigint() {
     }
 }
 
-/// SIGTERM or SIGHUP in the root: the tree ends now, REPL or not.
+/// SIGTERM or SIGHUP in the root: the tree ends now, REPL or not. In a
+/// subactor: out now, the terminal cooked again if its REPL had it.
 fn on_termination(signal: Signal) {
-    let Some(host) = host::current() else {
-        crate::log::flush();
-        std::process::exit(128 + signal as i32);
+    let code = 128 + signal as i32;
+    match host::current() {
+        Some(host) if host.is_root() => {
+            log::warn!("{}: {signal:?}: ending the actor tree", host.uid());
+            host.terminate(signal as i32);
+        }
+        _ => {
+            // Should the exit itself hang, the process still ends.
+            let _ = std::thread::Builder::new().spawn(|| {
+                std::thread::sleep(EXIT_GRACE);
+                let _ = rustix::process::kill_process(
+                    rustix::process::getpid(),
+                    rustix::process::Signal::KILL,
+                );
+            });
+            leave_terminal();
+            crate::log::flush();
+            std::process::exit(code);
+        }
+    }
+}
+
+/// How long a subactor told to end may take to exit before it kills
+/// itself.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What a subactor calls on its way out, however it goes: if its REPL
+/// holds the terminal (in a line editor's raw mode), puts the terminal
+/// back in cooked mode. The root's snapshot is not at hand (the root may
+/// be gone): line editing, echo, signal keys, CR to NL on input and
+/// output processing are turned back on.
+pub fn leave_terminal() {
+    if DebugStatus::get().snapshot().holding.is_none() {
+        return;
+    }
+    use rustix::termios::{InputModes, LocalModes, OptionalActions, OutputModes};
+    let stdin = std::io::stdin();
+    let Ok(mut mode) = rustix::termios::tcgetattr(stdin.as_fd()) else {
+        return;
     };
-    log::warn!("{}: {signal:?}: ending the actor tree", host.uid());
-    host.terminate(signal as i32);
+    mode.local_modes |=
+        LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG | LocalModes::IEXTEN;
+    mode.input_modes |= InputModes::ICRNL;
+    mode.output_modes |= OutputModes::OPOST | OutputModes::ONLCR;
+    if let Err(e) = rustix::termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &mode) {
+        log::warn!("cannot put the terminal back in cooked mode: {e}");
+    }
 }
 
 /// What the root does with a ctrl-c.

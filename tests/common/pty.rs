@@ -63,6 +63,22 @@ impl Pty {
         }
     }
 
+    /// Starts `example` from a shell that stays the terminal's session
+    /// leader, as a user's shell is (then the example's death does not
+    /// hang the terminal up).
+    pub fn spawn_under_shell(example: &str) -> Pty {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let path = super::example(example);
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("'{}'; sleep 30", path.display()));
+        let mut session = Session::spawn(cmd).expect("spawn on a pty");
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        Pty {
+            session,
+            _one_at_a_time: turn,
+        }
+    }
+
     /// Waits for the next prompt; returns the text shown before it.
     pub fn expect_prompt(&mut self) -> String {
         let found = self
