@@ -174,6 +174,31 @@ impl Terminal {
     }
 }
 
+/// How many threads of this process are in the line editor.
+static EDITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a REPL of this process is reading a line in the line editor,
+/// with the terminal in raw mode.
+pub fn editing() -> bool {
+    EDITING.load(std::sync::atomic::Ordering::SeqCst) > 0
+}
+
+/// Counts a thread in the line editor for as long as it lives.
+struct Editing;
+
+impl Editing {
+    fn enter() -> Self {
+        EDITING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for Editing {
+    fn drop(&mut self) {
+        EDITING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 /// Drops the characters typed past [`MAX_LINE`]: the editor redraws the
 /// whole line at each key, and a line without end took quadratic time
 /// while its REPL held the tree lock. The line then reaches the REPL at
@@ -206,7 +231,10 @@ impl LineSource for Terminal {
             return Plain(io::stdin().lock()).read_line(prompt, out);
         };
         loop {
-            match editor.readline(prompt) {
+            let in_editor = Editing::enter();
+            let read = editor.readline(prompt);
+            drop(in_editor);
+            match read {
                 Ok(line) => {
                     if !line.trim().is_empty() {
                         let _ = editor.add_history_entry(line.as_str());

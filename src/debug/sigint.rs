@@ -170,12 +170,12 @@ fn on_termination(signal: Signal) {
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What a subactor calls on its way out, however it goes: if its REPL
-/// holds the terminal (in a line editor's raw mode), puts the terminal
-/// back in cooked mode. The root's snapshot is not at hand (the root may
-/// be gone): line editing, echo, signal keys, CR to NL on input and
-/// output processing are turned back on.
+/// is reading a line (the terminal in a line editor's raw mode), puts the
+/// terminal back in cooked mode. The root's snapshot is not at hand (the
+/// root may be gone): line editing, echo, signal keys, CR to NL on input
+/// and output processing are turned back on.
 pub fn leave_terminal() {
-    if DebugStatus::get().snapshot().holding.is_none() {
+    if !super::repl::editing() {
         return;
     }
     use rustix::termios::{InputModes, LocalModes, OptionalActions, OutputModes};
