@@ -450,3 +450,41 @@ pub fn codec_race(data: &[u8]) {
         );
     }
 }
+
+/// The REPL's reading of typed lines, any bytes: it never fails on its
+/// input (a pipe of bytes cannot fail to read), writes only UTF-8, shows
+/// at most one prompt per line (and one for the end of input), and
+/// refuses as too long only lines that are.
+pub fn repl_input(data: &[u8]) {
+    use smol_devx::debug::repl::{self, Location, Plain, Session, MAX_LINE, PROMPT, TOO_LONG};
+    static SESSION: std::sync::OnceLock<Session> = std::sync::OnceLock::new();
+    let session = SESSION.get_or_init(|| {
+        let here = Location {
+            file: file!(),
+            line: line!(),
+        };
+        let uid = ActorUid::new("fuzz", "1");
+        let mut session = Session::pause(&uid, here, vec![("x", "42".into())]);
+        session.lock_state = std::sync::Arc::new(|| "tree lock free".into());
+        session
+    });
+    let mut out = Vec::new();
+    repl::run(session, &mut Plain(data), &mut out).expect("bytes always read");
+    let out = String::from_utf8(out).expect("the REPL writes UTF-8");
+    let lines: Vec<String> = data
+        .split(|&b| b == b'\n')
+        .map(|l| String::from_utf8_lossy(l).trim_end_matches('\r').to_owned())
+        .collect();
+    let prompts = out.matches(PROMPT).count();
+    assert!(
+        prompts <= lines.len() + 1,
+        "{prompts} prompts for {} lines",
+        lines.len()
+    );
+    let long = lines.iter().filter(|l| l.len() >= MAX_LINE).count();
+    let refused = out.matches(TOO_LONG).count();
+    assert!(
+        refused <= long,
+        "{refused} lines refused as too long, {long} are"
+    );
+}

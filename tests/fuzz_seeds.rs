@@ -62,3 +62,8 @@ fn allocation_tracker_is_live() {
         "an allocation of {seen} bytes for a refused frame"
     );
 }
+
+#[test]
+fn repl_input_seeds() {
+    replay("repl_input", harness::repl_input);
+}
