@@ -293,3 +293,60 @@ fn a_flood_of_refused_peers_is_summed_up() {
     assert!(lines <= 10, "{lines} lines for {PEERS} refusals");
     stop(root);
 }
+
+/// A terminal (here a pipe) that no one reads fills up with log lines:
+/// logging waits on it in a thread of its own, never in the root's event
+/// loop, which keeps serving.
+#[test]
+fn an_unread_stderr_never_blocks_the_root() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(common::example("actor_tree"))
+        .arg("serve")
+        .envs([("SMOL_DEVX_TOKEN", TOKEN), ("RUST_LOG", "debug")])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Held, never read: once its 64 KiB are full, every write to it waits.
+    let unread = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = |what: &str| loop {
+        let line = lines
+            .recv_timeout(T)
+            .unwrap_or_else(|_| panic!("no {what}"));
+        if line.contains(what) {
+            return line;
+        }
+    };
+    let addr: Addr = next("listening")
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Each peer's arrival and departure is two debug lines on stderr:
+    // well past the pipe's 64 KiB and the log queue.
+    smol::block_on(async {
+        for i in 0..1500 {
+            let mut stream = connect(&addr).await.unwrap();
+            let me = ActorUid::new("talker", i.to_string());
+            client_handshake(&mut stream, &me, TOKEN, &Codec::default())
+                .await
+                .unwrap();
+        }
+    });
+    // Still echoing: its loop was never stuck on stderr.
+    for _ in 0..3 {
+        next("echo ok");
+    }
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    drop(unread);
+}
