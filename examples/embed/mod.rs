@@ -7,9 +7,10 @@
 //! `smol_devx::ipc`.
 //!
 //! The glue that makes it a debugger host is the section marked "glue"
-//! below: a [`Host`], a [`LockDialog`] over its connections, and the
-//! calls a host makes (install, serve the root's lock dialogs, answer dump
-//! requests, crash REPLs, wait for the debugger, restore the terminal).
+//! below: a [`Host`], a [`LockDialog`] over its connections, and serving
+//! what the debugger asks over them (the root's lock dialogs, dump
+//! requests); then one line at each place a host calls the debugger
+//! (install, crash REPLs, wait for the debugger, restore the terminal).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -243,6 +244,10 @@ fn serve<R: Rt>(stream: R::Stream) -> BoxFuture<'static, ()> {
     })
 }
 
+// ---- end of glue: beyond it, the toy calls the debugger in one line at
+// each place a host does (install, enable_from_env, crash_repl,
+// maybe_wait_for_debugger, restore_terminal, log::flush) ---------------
+
 /// Makes this process's actor, installs it as the debugger's host and
 /// starts serving its socket.
 fn boot<R: Rt>(name: &str, is_root: bool, dir: PathBuf) -> io::Result<Arc<Toy>> {
@@ -268,8 +273,6 @@ async fn crashed(me: &Toy, err: &Failure) -> RemoteError {
     pause::crash_repl(&boxed).await;
     boxed
 }
-
-// ---- end of glue -------------------------------------------------------
 
 type Receiver = async_channel::Receiver<(String, Option<RemoteError>)>;
 static TOY: std::sync::OnceLock<(Arc<Toy>, Receiver)> = std::sync::OnceLock::new();
