@@ -4,7 +4,8 @@
 //! run (a line through `cat` on a pty and back).
 //!
 //! The bench re-executes itself on a pty as an actor tree (a root and two
-//! subactors pausing in turns, forever) and plays the user.
+//! subactors pausing in turns, forever) and plays the user. It also times
+//! `q` in a subactor's REPL to the root's crash REPL on that quit.
 
 mod common;
 
@@ -16,7 +17,7 @@ use expectrl::Session;
 use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::repl::{PAUSE_MSG, PROMPT};
+use smol_devx::debug::repl::{CRASH_MSG, PAUSE_MSG, PROMPT};
 use smol_devx::msg::RemoteError;
 
 const TREE_ENV: &str = "SMOL_DEVX_HANDOFF_TREE";
@@ -28,13 +29,14 @@ async fn pause_forever(_actor: Actor, _: ()) -> Result<(), PauseError> {
     }
 }
 
-/// The program under test: two subactors taking turns at the terminal.
-fn tree() -> std::process::ExitCode {
+/// The program under test: two subactors taking turns at the terminal
+/// (one, `ping`, when `children` is 1).
+fn tree(children: usize) -> std::process::ExitCode {
     install(Runtime::new().debug_mode(true))
         .entry("pause_forever", pause_forever)
-        .run(|root| async move {
+        .run(move |root| async move {
             let mut nursery = Nursery::new(&root);
-            for name in ["ping", "pong"] {
+            for name in ["ping", "pong"].into_iter().take(children) {
                 nursery
                     .run_in_actor(ActorSpec::new("pause_forever").name(name), &())
                     .await?;
@@ -74,7 +76,7 @@ fn terminal_floor() -> Stats {
 /// the lock's FIFO order, not a miss; the bench reports how often.
 fn handoffs() -> Stats {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.env(TREE_ENV, "1");
+    cmd.env(TREE_ENV, "2");
     let mut tree = pty(cmd);
     tree.expect(PROMPT).unwrap();
     // Both subactors at their pause: one at the prompt, one queued.
@@ -116,14 +118,41 @@ fn handoffs() -> Stats {
     Stats::from_samples("`c` in one actor to the next actor's prompt", per_op)
 }
 
+/// How many trees `quits` runs.
+const QUITS: usize = 20;
+
+/// Times `q` in a subactor's REPL to the root's crash REPL on that quit,
+/// one tree of one pausing subactor per sample: the root learns that the
+/// child is done from its result, with no settle timer.
+fn quits() -> Stats {
+    let per_op = (0..QUITS)
+        .map(|_| {
+            let mut cmd = Command::new(std::env::current_exe().unwrap());
+            cmd.env(TREE_ENV, "1");
+            let mut tree = pty(cmd);
+            tree.expect(PROMPT).unwrap();
+            let start = Instant::now();
+            tree.send_line("q").unwrap();
+            tree.expect(CRASH_MSG).unwrap();
+            tree.expect(PROMPT).unwrap();
+            let took = start.elapsed().as_nanos() as f64;
+            tree.send_line("c").unwrap();
+            let _ = tree.expect(expectrl::Eof);
+            took
+        })
+        .collect();
+    Stats::from_samples("`q` in a subactor to the root's crash prompt", per_op)
+}
+
 fn main() -> std::process::ExitCode {
-    if std::env::var_os(TREE_ENV).is_some() {
-        return tree();
+    if let Ok(children) = std::env::var(TREE_ENV) {
+        return tree(children.parse().expect("a count of children"));
     }
     header("handoff");
     let floor = terminal_floor();
     floor.report(None);
     let handoff = handoffs();
     handoff.report(Some(&floor));
+    quits().report(Some(&floor));
     std::process::ExitCode::SUCCESS
 }

@@ -169,7 +169,9 @@ pub fn install(runtime: Runtime) -> Runtime {
         .handler(
             LOCK_STATE_HANDLER,
             &PldSpec::ANY,
-            |_: Actor, _: Context, (): ()| async move { Ok::<_, DebugError>(answer_lock_queue()) },
+            |_: Actor, ctx: Context, (): ()| async move {
+                Ok::<_, DebugError>(answer_lock_queue(ctx.peer()))
+            },
         )
 }
 

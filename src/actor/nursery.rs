@@ -334,6 +334,9 @@ impl Nursery {
                 break;
             };
             let result = result.map_err(|e| self.child_error(index, e));
+            if self.actor.is_root() {
+                crate::debug::tty::forget_questions_of(&self.children[index].uid);
+            }
             if let Err(e) = &result {
                 first_error = Some(e.clone());
             }

@@ -46,11 +46,14 @@ pub async fn serve_lock_dialog<D: LockDialog>(
     lock_stdio_for_peer(Lock::root(), dialog, req).await
 }
 
-/// The root's answer to a subactor's [`Host::lock_queue`](host::Host::lock_queue).
+/// The root's answer to `asker`'s [`Host::lock_queue`](host::Host::lock_queue).
 /// While subactors ask, the root holds its teardown back a little (see
-/// [`maybe_wait_for_debugger`]).
-pub fn answer_lock_queue() -> LockQueue {
-    *crate::task::lock(&ASKED) = Some(std::time::Instant::now());
+/// [`maybe_wait_for_debugger`]), until [`forget_questions_of`] them.
+pub fn answer_lock_queue(asker: &ActorUid) -> LockQueue {
+    let mut asked = crate::task::lock(&ASKED);
+    asked.retain(|(who, _)| who != asker);
+    asked.push((asker.clone(), std::time::Instant::now()));
+    drop(asked);
     let lock = Lock::root();
     (
         lock.holder().map(|o| o.actor),
@@ -324,9 +327,18 @@ pub const DEBUG_SETTLE: std::time::Duration = std::time::Duration::from_millis(2
 /// use, while it waits for it.
 const DEBUG_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// When a subactor last asked the root who holds the lock
+/// When each subactor last asked the root who holds the lock
 /// ([`answer_lock_queue`]).
-static ASKED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+static ASKED: std::sync::Mutex<Vec<(ActorUid, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The root's host calls it when a child's entry has ended (its result
+/// or failure arrived): that child opens no REPL any more, so its
+/// questions about the lock no longer hold the root's teardown back. The
+/// root itself is the one about to show the child's failure.
+pub fn forget_questions_of(actor: &ActorUid) {
+    crate::task::lock(&ASKED).retain(|(who, _)| who != actor);
+}
 
 /// How long questions about a free lock keep the root from tearing down,
 /// in all, until the lock is next granted.
@@ -344,7 +356,10 @@ static HELD_SINCE: std::sync::Mutex<Option<(u64, std::time::Instant)>> =
 /// with the lock alone, a root whose last REPL had just ended tore the
 /// tree down before such a crash had reached the lock.
 fn asked_lately() -> bool {
-    crate::task::lock(&ASKED).is_some_and(|t| t.elapsed() < DEBUG_SETTLE + DEBUG_POLL)
+    let asked = crate::task::lock(&ASKED);
+    asked
+        .iter()
+        .any(|(_, t)| t.elapsed() < DEBUG_SETTLE + DEBUG_POLL)
 }
 
 /// Whether questions hold the root's teardown back, the lock being free:
