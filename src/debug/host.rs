@@ -13,7 +13,8 @@
 //! - root, when a subactor opens a lock dialog:
 //!   [`serve_lock_dialog`](super::tty::serve_lock_dialog);
 //! - root, when a subactor asks who holds the lock:
-//!   [`answer_lock_queue`](super::tty::answer_lock_queue);
+//!   [`answer_lock_queue`](super::tty::answer_lock_queue); when a child's
+//!   result arrives: [`forget_questions_of`](super::tty::forget_questions_of);
 //! - any actor, when its entry failed: [`post_mortem`](super::pause::post_mortem)
 //!   (the crash REPL), then report the failure up as usual;
 //! - any actor, before it tears children down:

@@ -389,7 +389,8 @@ fn held_by_questions() -> bool {
 /// The root waits until no actor at all holds or waits for its lock,
 /// and none asked about it in the last [`DEBUG_SETTLE`] + 100 ms (an
 /// actor waiting out its children's REPLs asks; its own crash REPL may
-/// follow), for at most 2 s of questions about a free lock. A
+/// follow), for at most 2 s of questions about a free lock. A child
+/// whose result has arrived asks no more ([`forget_questions_of`]). A
 /// subactor (tractor leaves this to the root alone: its issue 320) asks
 /// the root, and waits while one of its own children holds or waits:
 /// that child may be tearing down in a REPL. It does not wait when the
