@@ -117,16 +117,21 @@ impl Pty {
         self.session.get_process().pid().as_raw() as u32
     }
 
-    /// The terminal's mode, like `stty -g`: input, output, control and
-    /// local flags in hex, then the control characters; read through the
-    /// master side, which shares the terminal's settings.
-    pub fn stty_g(&self) -> String {
+    /// The terminal's settings, read through the master side, which
+    /// shares them.
+    fn termios(&self) -> rustix::termios::Termios {
         let master = self
             .session
             .get_process()
             .get_raw_handle()
             .expect("the pty master");
-        let t = rustix::termios::tcgetattr(&master).expect("tcgetattr");
+        rustix::termios::tcgetattr(&master).expect("tcgetattr")
+    }
+
+    /// The terminal's mode, like `stty -g`: input, output, control and
+    /// local flags in hex, then the control characters.
+    pub fn stty_g(&self) -> String {
+        let t = self.termios();
         format!(
             "{:x}:{:x}:{:x}:{:x}:{:?}",
             t.input_modes.bits(),
@@ -142,13 +147,8 @@ impl Pty {
     /// the terminal's owner: a pty starts with it off).
     pub fn cooked(&self) -> bool {
         use rustix::termios::LocalModes;
-        let master = self
-            .session
-            .get_process()
-            .get_raw_handle()
-            .expect("the pty master");
-        let t = rustix::termios::tcgetattr(&master).expect("tcgetattr");
-        t.local_modes
+        self.termios()
+            .local_modes
             .contains(LocalModes::ICANON | LocalModes::ISIG)
     }
 
