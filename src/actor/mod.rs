@@ -812,7 +812,7 @@ struct Boot {
 /// handshake is logged and dropped; children being spawned are handed to
 /// their nursery; any other authenticated peer is served.
 async fn accept_loop(actor: Actor, listener: Listener) {
-    let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let handshakes = Arc::new(async_lock::Semaphore::new(MAX_HANDSHAKES));
     let who = actor.uid().to_string();
     let refused = refusals::Refusals::new(who.clone(), "refused a connection");
     let failed = refusals::Refusals::new(who, "accept failed");
@@ -832,7 +832,7 @@ async fn accept_loop(actor: Actor, listener: Listener) {
                 continue;
             }
         };
-        let Some(slot) = Handshaking::enter(&pending) else {
+        let Some(slot) = handshakes.try_acquire_arc() else {
             log::debug!(
                 "{}: {MAX_HANDSHAKES} connections in their handshake already: one more closed",
                 actor.uid()
@@ -884,23 +884,6 @@ const ACCEPT_BACKOFF_AT_MOST: std::time::Duration = std::time::Duration::from_se
 /// frames are bounded by [`HELLO_MAX_FRAME`](crate::ipc::auth::HELLO_MAX_FRAME)),
 /// and a flood of strangers must not grow the actor without bound.
 const MAX_HANDSHAKES: usize = 256;
-
-/// One of the [`MAX_HANDSHAKES`] places, given back on drop.
-struct Handshaking(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Handshaking {
-    fn enter(pending: &Arc<std::sync::atomic::AtomicUsize>) -> Option<Self> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let taken = pending.fetch_update(SeqCst, SeqCst, |n| (n < MAX_HANDSHAKES).then_some(n + 1));
-        taken.ok().map(|_| Self(pending.clone()))
-    }
-}
-
-impl Drop for Handshaking {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
 
 /// Serves the dialogs a peer opens, each in its own task, spawned by the
 /// connection's read loop as the dialog arrives.

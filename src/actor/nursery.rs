@@ -508,16 +508,16 @@ impl Drop for Nursery {
             .filter(|c| c.exited.get().is_none())
             .map(|c| (c.uid.clone(), c.pid, c.exited.clone()))
             .collect();
-        let lock = crate::debug::lock::Lock::root();
-        let queued: Vec<ActorUid> = lock
-            .holder()
+        // Only the root knows who holds and waits for the tree lock.
+        let queued: Vec<ActorUid> = if self.actor.is_root() && !self.actor.forced() {
+            let (holder, waiters) = crate::debug::lock::Lock::root().queue();
+            holder.into_iter().chain(waiters).collect()
+        } else {
+            Vec::new()
+        };
+        let (debugged, others): (Vec<_>, Vec<_>) = alive
             .into_iter()
-            .chain(lock.waiters())
-            .map(|o| o.actor)
-            .collect();
-        let (debugged, others): (Vec<_>, Vec<_>) = alive.into_iter().partition(|(uid, ..)| {
-            self.actor.is_root() && !self.actor.forced() && queued.contains(uid)
-        });
+            .partition(|(uid, ..)| queued.contains(uid));
         for (uid, pid, _) in others {
             log::warn!("nursery dropped with {uid} alive: SIGKILL");
             kill_and_reap(pid);

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use async_channel::{bounded, Receiver, Sender};
 
+use super::host::LockQueue;
 use super::DebugError;
 use crate::msg::{ActorUid, Cid, TaskUid};
 use crate::task::lock;
@@ -263,6 +264,16 @@ impl Lock {
     /// Who waits, oldest first.
     pub fn waiters(&self) -> Vec<Owner> {
         self.state().queue.iter().map(|w| w.owner.clone()).collect()
+    }
+
+    /// The actors that hold and wait for the lock, in one look: the
+    /// holder, then the waiters oldest first.
+    pub fn queue(&self) -> LockQueue {
+        let state = self.state();
+        (
+            state.holder.as_ref().map(|(_, o, _)| o.actor.clone()),
+            state.queue.iter().map(|w| w.owner.actor.clone()).collect(),
+        )
     }
 
     /// Whether anyone holds or waits for the lock.

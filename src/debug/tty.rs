@@ -54,11 +54,7 @@ pub fn answer_lock_queue(asker: &ActorUid) -> LockQueue {
     asked.retain(|(who, _)| who != asker);
     asked.push((asker.clone(), std::time::Instant::now()));
     drop(asked);
-    let lock = Lock::root();
-    (
-        lock.holder().map(|o| o.actor),
-        lock.waiters().into_iter().map(|o| o.actor).collect(),
-    )
+    Lock::root().queue()
 }
 
 /// The root's side of one lock dialog on `lock` (tractor's
@@ -449,11 +445,7 @@ pub async fn maybe_wait_for_debugger() -> bool {
 pub async fn lock_queue() -> Result<LockQueue, DebugError> {
     let host = host::require()?;
     if host.is_root() {
-        let lock = Lock::root();
-        return Ok((
-            lock.holder().map(|o| o.actor),
-            lock.waiters().into_iter().map(|o| o.actor).collect(),
-        ));
+        return Ok(Lock::root().queue());
     }
     host.lock_queue().await
 }
