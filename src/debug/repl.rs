@@ -156,9 +156,9 @@ impl Terminal {
         static EDITOR: std::sync::OnceLock<std::sync::Mutex<Option<rustyline::DefaultEditor>>> =
             std::sync::OnceLock::new();
         // No cursor-position query at each prompt: its answer is read
-        // from the input, and lines typed ahead that arrive while it waits
-        // for one were eaten (a terminal that does not answer, like a
-        // test's pty, made every prompt wait for it too). The banner
+        // from the input, so lines typed ahead that arrive while it waits
+        // for one would be eaten (and a terminal that does not answer,
+        // like a test's pty, would make every prompt wait for it). The banner
         // ends its line, so the prompt starts at the left anyway.
         let config = rustyline::Config::builder()
             .check_cursor_position(false)
@@ -200,8 +200,8 @@ impl Drop for Editing {
 }
 
 /// Drops the characters typed past [`MAX_LINE`]: the editor redraws the
-/// whole line at each key, and a line without end took quadratic time
-/// while its REPL held the tree lock. The line then reaches the REPL at
+/// whole line at each key, so a line without end would take quadratic
+/// time while its REPL holds the tree lock. The line then reaches the REPL at
 /// the cap, which refuses it with a message.
 struct LineCap;
 
