@@ -14,8 +14,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    cpu_ns, header, raw_ping_pong, raw_ping_pong_between_processes, raw_ping_pong_polling,
-    serve_echo_if_asked, RawPingPong, Stats,
+    cpu_ns, header, raw_ping_pong, raw_ping_pong_between_processes, serve_echo_if_asked,
+    RawPingPong, Stats,
 };
 use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
@@ -137,10 +137,6 @@ fn main() -> std::process::ExitCode {
             let two_raw = raw.scaled("two raw ping-pongs", 2.0);
             let across = raw_ping_pong_between_processes();
             across.report(Some(&raw));
-            let polling = raw_ping_pong_polling();
-            if let Some(polling) = &polling {
-                polling.report(Some(&raw));
-            }
 
             let mut nursery = Nursery::new(&actor);
             // `LOCK_BENCH_ROUNDS=30000` keeps the subactor busy long enough
@@ -157,12 +153,6 @@ fn main() -> std::process::ExitCode {
             let both = Stats::from_samples("uncontended acquire + release (subactor)", both[100..].to_vec());
             both.report(Some(&two_raw));
             println!("  = {:.0} grants/s for one requester", 1e9 / both.median_ns());
-            if let Some(polling) = &polling {
-                println!(
-                    "  = {:.2}x two polling ping-pongs (the floor when both ends spin)",
-                    both.median_ns() / (2.0 * polling.median_ns())
-                );
-            }
             let per = |ns: f64| ns / n as f64 / 1e3;
             println!(
                 "  CPU per acquire + release: subactor {:.1} us user + {:.1} us system, root {:.1} + {:.1} (its spawn of the subactor included)",

@@ -257,7 +257,18 @@ fn scenario_8_the_root_waits_for_its_children_s_repls_before_teardown() {
 fn scenario_7_a_daemon_pausing_in_a_stream_and_a_crashing_sibling() {
     let mut pty = Pty::spawn("multi_daemon_subactors", &[]);
     let mut seen = Vec::new();
-    for _ in 0..100 {
+    // The daemon pauses again a few ms after each `c`, while the
+    // sibling's crash (a backtrace resolved in a debug build: hundreds of
+    // ms of CPU on a loaded machine) takes its turn when it comes: a
+    // deadline, not a number of rounds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no crash REPL of the root within 60 s: {} prompts, last {:?}",
+            seen.len(),
+            &seen[seen.len().saturating_sub(5)..]
+        );
         let before = pty.expect_prompt();
         let (actor, crash) = if before.contains(&format!("{PAUSE_MSG} ('bp_forever', '")) {
             ("bp_forever", false)

@@ -163,7 +163,6 @@ fn read_frame(s: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<()> {
         match s.read(&mut buf[got..]) {
             Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
             Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -172,7 +171,7 @@ fn read_frame(s: &mut UnixStream, buf: &mut [u8]) -> std::io::Result<()> {
 }
 
 /// A lock-sized frame bounced off an echo at the other end of a Unix
-/// socket, with std I/O (blocking unless [`RawPingPong::polling`]): the
+/// socket, with blocking std I/O: the
 /// floor under every dialog hop.
 pub struct RawPingPong {
     a: UnixStream,
@@ -195,19 +194,7 @@ impl RawPingPong {
 
     /// With the echo on a thread of this process, over a socketpair.
     pub fn with_echo_thread() -> Self {
-        Self::echo_thread(false)
-    }
-
-    /// Both ends poll their non-blocking socket instead of sleeping in a
-    /// read: the floor for a runtime that spins while it waits.
-    pub fn polling() -> Self {
-        Self::echo_thread(true)
-    }
-
-    fn echo_thread(polling: bool) -> Self {
         let (a, b) = UnixStream::pair().unwrap();
-        a.set_nonblocking(polling).unwrap();
-        b.set_nonblocking(polling).unwrap();
         let len = lock_frame().len();
         Self::over(a, Some(std::thread::spawn(move || echo(b, len))))
     }
@@ -245,13 +232,6 @@ impl Drop for RawPingPong {
 /// and back over a Unix socketpair, blocking std sockets.
 pub fn raw_ping_pong() -> Stats {
     RawPingPong::with_echo_thread().measure("raw UDS ping-pong, lock-sized frame")
-}
-
-/// The same with both ends polling (no sleep, no wake-up): the floor
-/// under the home poller's spin. None with one CPU, where the two
-/// spinners take turns by time slice (and the home poller does not spin).
-pub fn raw_ping_pong_polling() -> Option<Stats> {
-    (cores() > 1).then(|| RawPingPong::polling().measure("raw UDS ping-pong, both ends polling"))
 }
 
 /// Set in the echo process of [`raw_ping_pong_between_processes`]: the

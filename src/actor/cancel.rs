@@ -25,13 +25,14 @@
 //! }
 //! ```
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use smol::future::FutureExt;
 
-use crate::task::{lock, Flag, IdMap};
+use crate::task::{lock, Flag};
 use crate::task_local;
 
 /// The entry was cancelled by its parent. Boxed for the trip up the tree
@@ -63,9 +64,9 @@ pub(crate) struct Token {
     listening: AtomicUsize,
 }
 
-static TOKENS: Mutex<Option<IdMap<Arc<Token>>>> = Mutex::new(None);
+static TOKENS: Mutex<Option<HashMap<u64, Arc<Token>>>> = Mutex::new(None);
 
-fn tokens() -> std::sync::MutexGuard<'static, Option<IdMap<Arc<Token>>>> {
+fn tokens() -> std::sync::MutexGuard<'static, Option<HashMap<u64, Arc<Token>>>> {
     lock(&TOKENS)
 }
 
@@ -81,7 +82,7 @@ impl Token {
             listening: AtomicUsize::new(0),
         });
         tokens()
-            .get_or_insert_with(IdMap::default)
+            .get_or_insert_with(HashMap::default)
             .insert(token.id, token.clone());
         Registered(token)
     }

@@ -591,7 +591,7 @@ impl Runtime {
         }
         let exit_hooks = std::mem::take(&mut self.exit_hooks);
         // Booted inside `block_on`, so that the accept loop and every task
-        // it spawns run on this thread's home executor.
+        // it spawns run on this thread's local executor.
         let code = task::block_on(task::track("root", async {
             let actor = match self.boot_root() {
                 Ok(actor) => actor,

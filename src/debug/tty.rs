@@ -19,6 +19,7 @@ use super::host::{self, LockQueue};
 use super::lock::{Lock, LockGuard, Owner};
 use super::DebugError;
 use crate::msg::{ActorUid, LockMsg, LockRelease, LockRequest, LockStatus, TaskUid};
+use crate::task::Instrument;
 
 /// Name of the root's lock dialog handler (tractor's name), for hosts
 /// that route dialogs by name.
@@ -261,19 +262,25 @@ pub async fn request_root_stdio_lock(task: TaskUid) -> Result<TreeLock, DebugErr
         task: task.clone(),
         cid: None,
     };
-    let local = local_queue().acquire(owner).await?;
-    let link = root_link().lock_arc().await;
+    let local = local_queue()
+        .acquire(owner)
+        .instrument("this actor's turn")
+        .await?;
+    let link = root_link().lock_arc().instrument("link to the root").await;
     let req = LockRequest {
         subactor_uid: me.clone(),
         task_uid: task,
     };
-    let opened = host.open_lock_dialog(req).await?;
+    let opened = host
+        .open_lock_dialog(req)
+        .instrument("open lock dialog")
+        .await?;
     let mut dialog = CancelOnDrop {
         dialog: Some(opened),
         link: Some(link),
     };
     let ctx = dialog.dialog.as_mut().expect("just set");
-    match ctx.wait_started().await? {
+    match ctx.wait_started().instrument("root's grant").await? {
         LockMsg::LockStatus(s) if s.locked && s.subactor_uid == me && s.cid == ctx.cid() => {
             Ok(TreeLock {
                 kind: Kind::Sub {

@@ -1,6 +1,7 @@
 //! `Channel`: one authenticated connection carrying many dialogs,
 //! multiplexed by dialog id, with one reader task.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -8,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use crate::codec::{Codec, PldSpec};
 use crate::ipc::context::{Context, DialogError};
 use crate::ipc::mailbox::{mailbox, Mailbox, Poster};
-use crate::ipc::transport::{Stream, StreamReader};
+use crate::ipc::transport::Stream;
 use crate::msg::{ActorUid, Cid, Msg, Pld};
-use crate::task::{lock, Flag, IdMap};
+use crate::task::{lock, Flag};
 
 /// Which end of the connection this is: it decides the parity of the
 /// dialog ids this end opens, so both ends can open dialogs freely.
@@ -111,8 +112,8 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    dialogs: IdMap<Poster<Msg>>,
-    cancels: IdMap<Flag>,
+    dialogs: HashMap<u64, Poster<Msg>>,
+    cancels: HashMap<u64, Flag>,
     closed: Option<Arc<str>>,
 }
 
@@ -277,7 +278,7 @@ impl Channel {
     async fn read_loop(self, stream: Stream, incoming: Poster<Incoming>) {
         // Buffered: one read syscall brings in the prefix, the body and
         // whatever frames follow, instead of one read per prefix and body.
-        let mut stream = smol::io::BufReader::with_capacity(64 * 1024, StreamReader::new(stream));
+        let mut stream = smol::io::BufReader::with_capacity(64 * 1024, stream);
         let mut buf = Vec::new();
         let reason = loop {
             let msg = match self

@@ -15,8 +15,6 @@ use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::unix::{UnixListener, UnixStream};
 use smol::net::{TcpListener, TcpStream};
 
-use crate::task::HomeIo;
-
 /// An actor's listening address, as passed to children in the
 /// environment: `unix:/path/to/sock` or `tcp:127.0.0.1:4000`.
 ///
@@ -373,57 +371,6 @@ impl AsFd for Stream {
         match self {
             Stream::Unix(s) => s.as_fd(),
             Stream::Tcp(s) => s.as_fd(),
-        }
-    }
-}
-
-/// The reading side of a [`Stream`] for a channel's read loop: on the
-/// actor's home thread it waits through the home poller (one thread wake
-/// per message), elsewhere through smol's reactor.
-pub(crate) enum StreamReader {
-    Home {
-        io: HomeIo<Stream>,
-        /// The last read was short: the socket was empty then, so the next
-        /// read waits for an edge first instead of meeting `EAGAIN`.
-        drained: bool,
-    },
-    Smol(Stream),
-}
-
-impl StreamReader {
-    /// Call it from the task that will read: that task's thread decides.
-    pub(crate) fn new(stream: Stream) -> Self {
-        HomeIo::new(stream).map_or_else(StreamReader::Smol, |io| StreamReader::Home {
-            io,
-            drained: false,
-        })
-    }
-}
-
-impl AsyncRead for StreamReader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let (io, drained) = match self.get_mut() {
-            StreamReader::Home { io, drained } => (io, drained),
-            StreamReader::Smol(stream) => return Pin::new(stream).poll_read(cx, buf),
-        };
-        loop {
-            if *drained {
-                std::task::ready!(io.poll_readable(cx));
-            }
-            io.clear_readable();
-            match rustix::io::read(io.get_ref(), &mut *buf) {
-                Ok(n) => {
-                    *drained = n > 0 && n < buf.len();
-                    return Poll::Ready(Ok(n));
-                }
-                Err(rustix::io::Errno::INTR) => *drained = false,
-                Err(rustix::io::Errno::AGAIN) => *drained = true,
-                Err(e) => return Poll::Ready(Err(e.into())),
-            }
         }
     }
 }

@@ -693,7 +693,7 @@ pub fn track<F: Future>(name: impl Into<Cow<'static, str>>, fut: F) -> Tracked<F
     }
 }
 
-/// Spawns a tracked task: on this thread's home executor inside
+/// Spawns a tracked task: on this thread's local executor inside
 /// [`block_on`](super::block_on) (where every actor runs), else on smol's
 /// global executor.
 ///
@@ -706,7 +706,7 @@ pub fn spawn<T: Send + 'static>(
     name: impl Into<Cow<'static, str>>,
     fut: impl Future<Output = T> + Send + 'static,
 ) -> smol::Task<T> {
-    super::home::spawn(track(name, fut))
+    super::executor::spawn(track(name, fut))
 }
 
 /// Spawns a tracked task on the executor `ex`.

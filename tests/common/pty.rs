@@ -12,6 +12,8 @@ use smol_devx::debug::repl::PROMPT;
 /// several trees racing for two cores make that timing noise.
 pub struct Pty {
     session: Session,
+    /// Everything matched so far, for the message of a failed test.
+    transcript: String,
     _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -59,6 +61,7 @@ impl Pty {
         session.set_expect_timeout(Some(Duration::from_secs(30)));
         Pty {
             session,
+            transcript: String::new(),
             _one_at_a_time: turn,
         }
     }
@@ -75,6 +78,7 @@ impl Pty {
         session.set_expect_timeout(Some(Duration::from_secs(30)));
         Pty {
             session,
+            transcript: String::new(),
             _one_at_a_time: turn,
         }
     }
@@ -84,8 +88,11 @@ impl Pty {
         let found = self
             .session
             .expect(PROMPT)
-            .unwrap_or_else(|e| panic!("no prompt: {e}"));
-        plain(found.before())
+            .unwrap_or_else(|e| self.stuck("no prompt", e));
+        let before = plain(found.before());
+        self.transcript.push_str(&before);
+        self.transcript.push_str(PROMPT);
+        before
     }
 
     /// Waits for `text`; returns what was shown before it.
@@ -93,13 +100,50 @@ impl Pty {
         let found = self
             .session
             .expect(text)
-            .unwrap_or_else(|e| panic!("no {text:?}: {e}"));
-        plain(found.before())
+            .unwrap_or_else(|e| self.stuck(&format!("no {text:?}"), e));
+        let before = plain(found.before());
+        self.transcript.push_str(&before);
+        self.transcript.push_str(text);
+        before
     }
 
     /// Waits for gdb's prompt; returns the text shown before it.
     pub fn expect_gdb_prompt(&mut self) -> String {
         self.expect("(gdb) ")
+    }
+
+    /// Fails a test whose program stopped showing what it should, with
+    /// what a reader needs to tell why: the session's processes and
+    /// their states, the task-tree dump when dumps are on
+    /// (`SMOL_DEVX_STACK_ON_SIG=1` in the test's environment), and what
+    /// the screen showed last.
+    fn stuck(&mut self, what: &str, e: expectrl::Error) -> ! {
+        let sid = self.pid().to_string();
+        let processes = |sid: &str| {
+            Command::new("ps")
+                .args(["-o", "pid,ppid,stat,wchan:20,etime,args", "--sid", sid])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_else(|e| format!("ps: {e}"))
+        };
+        let before = processes(&sid);
+        if std::env::var(smol_devx::stack_on_sig::ENV).as_deref() == Ok("1") {
+            let root = rustix::process::Pid::from_raw(self.pid() as i32).unwrap();
+            let _ = rustix::process::kill_process(root, rustix::process::Signal::USR1);
+        }
+        self.session
+            .set_expect_timeout(Some(Duration::from_secs(4)));
+        let shown = match self.session.expect(expectrl::Regex("(?s).+")) {
+            Ok(found) => plain(found.as_bytes()),
+            Err(e) => format!("<{e}>"),
+        };
+        let seen = &self.transcript;
+        let mut from = seen.len().saturating_sub(4000);
+        while !seen.is_char_boundary(from) {
+            from += 1;
+        }
+        let seen = &seen[from..];
+        panic!("{what}: {e}\nprocesses:\n{before}\nshown before:\n{seen}\nshown last:\n{shown}")
     }
 
     /// Types raw bytes (control keys, escape sequences).
@@ -109,6 +153,8 @@ impl Pty {
 
     /// Types a line.
     pub fn send_line(&mut self, line: &str) {
+        self.transcript.push_str(line);
+        self.transcript.push('\n');
         self.session.send_line(line).expect("type on the pty");
     }
 
@@ -158,7 +204,7 @@ impl Pty {
         let rest = self
             .session
             .expect(Eof)
-            .unwrap_or_else(|e| panic!("no end of output: {e}"));
+            .unwrap_or_else(|e| self.stuck("no end of output", e));
         let text = plain(rest.as_bytes());
         let cooked = self.cooked();
         match self.session.get_process().wait() {
@@ -180,7 +226,7 @@ impl Pty {
         let rest = self
             .session
             .expect(Eof)
-            .unwrap_or_else(|e| panic!("no end of output: {e}"));
+            .unwrap_or_else(|e| self.stuck("no end of output", e));
         let text = plain(rest.as_bytes());
         match self.session.get_process().wait() {
             Ok(WaitStatus::Exited(_, code)) => (text, code),
