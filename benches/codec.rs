@@ -10,8 +10,9 @@ use std::os::unix::net::UnixStream;
 
 use common::{header, measure};
 use smol::future;
-use smol_devx::codec::{encode_pld, with_pld_spec, Codec, PldSpec};
+use smol_devx::codec::{encode_pld, Codec, PldSpec};
 use smol_devx::msg::{ActorUid, LockMsg, LockStatus, Msg};
+use smol_devx::task::with_pld_spec;
 
 fn main() {
     header("codec");
@@ -57,7 +58,7 @@ fn main() {
                 let Msg::Started { pld, .. } = msg else {
                     unreachable!()
                 };
-                black_box(codec.decode_pld::<LockMsg>(&pld).unwrap());
+                black_box(codec.decode_pld::<LockMsg>(&PldSpec::LOCK, &pld).unwrap());
             },
         )
     }));
@@ -71,7 +72,11 @@ fn main() {
     let pld = encode_pld(&status).unwrap();
     future::block_on(with_pld_spec(&PldSpec::LOCK, async {
         measure("  of which: LOCK payload", 5_000, 200, || {
-            black_box(codec.decode_pld::<LockMsg>(black_box(&pld)).unwrap());
+            black_box(
+                codec
+                    .decode_pld::<LockMsg>(&PldSpec::LOCK, black_box(&pld))
+                    .unwrap(),
+            );
         })
     }))
     .report(Some(&copy));

@@ -15,8 +15,9 @@ use std::pin::Pin;
 use std::rc::Rc;
 
 use smol::future;
-use smol_devx::codec::{current_pld_spec, encode_pld, with_pld_spec, Codec, CodecError, PldSpec};
+use smol_devx::codec::{encode_pld, Codec, CodecError, PldSpec};
 use smol_devx::msg::{ActorUid, LockMsg, LockRelease, LockRequest, LockStatus, Msg, TaskUid};
+use smol_devx::task::{current_pld_spec, with_pld_spec};
 
 /// Largest frame the `decode_frame` target accepts: small, so that the
 /// fuzzer reaches the oversize path with short inputs.
@@ -146,14 +147,16 @@ fn check_decode(codec: &Codec, data: &[u8]) {
         _ => return,
     };
     let locked = future::block_on(with_pld_spec(&PldSpec::LOCK, async {
-        codec.decode_pld::<LockMsg>(pld)
+        codec.decode_pld::<LockMsg>(current_pld_spec(), pld)
     }));
-    let open = codec.decode_pld::<LockMsg>(pld);
+    let open = codec.decode_pld::<LockMsg>(current_pld_spec(), pld);
     // `LockMsg` reads itself by hand (the codec's fast decoder hands it
     // the raw payload): the derive is the reference, through ciborium,
     // which is only given well-formed values (it allocates what a
     // string's head claims).
-    let well_formed = codec.decode_pld::<ciborium::Value>(pld).is_ok();
+    let well_formed = codec
+        .decode_pld::<ciborium::Value>(current_pld_spec(), pld)
+        .is_ok();
     let derived = if well_formed {
         derived_lock_msg(pld.as_bytes())
     } else {
@@ -179,7 +182,7 @@ fn check_decode(codec: &Codec, data: &[u8]) {
             lock_msg
         );
     }
-    let _ = codec.decode_pld::<ciborium::Value>(pld);
+    let _ = codec.decode_pld::<ciborium::Value>(current_pld_spec(), pld);
 }
 
 /// What the derived `Deserialize` reads a lock message as.
@@ -211,7 +214,8 @@ fn ciborium_reads<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> T {
 /// ciborium (at its widest) refuses; values must come out the same.
 fn agrees_with_ciborium(codec: &Codec, data: &[u8]) {
     use smol_devx::msg::Pld;
-    let ours = codec.decode_pld::<ciborium::Value>(&Pld::from_raw(data.to_vec()));
+    let ours =
+        codec.decode_pld::<ciborium::Value>(current_pld_spec(), &Pld::from_raw(data.to_vec()));
     let mut rest = data;
     let theirs: Result<ciborium::Value, _> =
         ciborium::de::from_reader_with_recursion_limit(&mut rest, codec.max_depth() / 2);
@@ -360,7 +364,7 @@ async fn run_ops(me: usize, spec: &'static PldSpec, ops: Vec<Op>, boxes: Mailbox
                 let Msg::Yield { pld, .. } = msg else {
                     panic!("sent only Yield")
                 };
-                let decoded = codec.decode_pld::<ciborium::Value>(&pld);
+                let decoded = codec.decode_pld::<ciborium::Value>(current_pld_spec(), &pld);
                 let original: ciborium::Value = ciborium::de::from_reader(pld.as_bytes()).unwrap();
                 let allowed = match tag_of(&original) {
                     Some(tag) => spec.allows(tag),

@@ -8,14 +8,12 @@
 //! without one), and bytes after the value are refused. Every failure is a
 //! [`CodecError`] saying what was wrong.
 //!
-//! Payloads ([`Pld`]) are decoded separately, under the *payload spec*
-//! ([`PldSpec`]) of the task that decodes them: [`with_pld_spec`] binds a
-//! spec to one future through a task-local, never process-wide, so the
-//! lock dialog's task and an application task of the same actor can
-//! decode side by side, each under its own spec.
+//! Payloads ([`Pld`]) are decoded separately, under a *payload spec*
+//! ([`PldSpec`]): a dialog's own, or the one the task layer binds to the
+//! running task ([`crate::task::with_pld_spec`]), never a process-wide
+//! one.
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 
 use serde::de::DeserializeOwned;
@@ -23,15 +21,15 @@ use serde::Serialize;
 use smol::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::msg::{short_type_name, LockMsg, Msg, Pld};
-use crate::task::local::Scope;
 
-mod fast;
 mod scan;
-
-pub(crate) use fast::{read_lock_msg, LOCK_MSG};
 
 /// Bytes of the length prefix.
 pub const PREFIX_LEN: usize = 4;
+
+/// ciborium's scratch for strings and byte strings while decoding, on the
+/// stack: its default is 4 KiB, zeroed on every decode.
+const SCRATCH: usize = 256;
 
 /// Everything that can be wrong with bytes from a peer, or with a payload
 /// under the current spec.
@@ -165,7 +163,7 @@ impl From<MsgTypeError> for CodecError {
 /// the CBOR form of an externally tagged serde enum (a one-entry map from
 /// the variant name to its body, or the bare name for a unit variant).
 /// [`PldSpec::ANY`] accepts every payload and is in force outside any
-/// [`with_pld_spec`] scope.
+/// [`crate::task::with_pld_spec`] scope.
 ///
 /// ```
 /// use smol_devx::codec::PldSpec;
@@ -238,32 +236,6 @@ impl PldSpec {
     }
 }
 
-crate::task_local! {
-    static PLD_SPEC: &'static PldSpec;
-}
-
-/// Runs `fut` with `spec` as the payload spec of every decode it does.
-///
-/// The binding lives in the future, not in the process: other tasks keep
-/// theirs, and it is gone the moment `fut` completes or is dropped.
-pub fn with_pld_spec<F: Future>(spec: &'static PldSpec, fut: F) -> Scope<&'static PldSpec, F> {
-    PLD_SPEC.scope(spec, fut)
-}
-
-/// Runs `f` with `spec` as the payload spec of every decode it does: the
-/// synchronous [`with_pld_spec`], for a caller that decodes at once (a
-/// dialog's own payloads), without a scope future around the call.
-#[cfg_attr(not(feature = "runtime"), allow(dead_code))] // the runtime's dialogs use it
-pub(crate) fn with_pld_spec_now<R>(spec: &'static PldSpec, f: impl FnOnce() -> R) -> R {
-    PLD_SPEC.sync_scope(spec, f)
-}
-
-/// The payload spec of the running task: the innermost [`with_pld_spec`]
-/// around it, or [`PldSpec::ANY`].
-pub fn current_pld_spec() -> &'static PldSpec {
-    PLD_SPEC.get().unwrap_or(&PldSpec::ANY)
-}
-
 /// Encodes one payload value.
 pub fn encode_pld<T: Serialize + ?Sized>(value: &T) -> Result<Pld, CodecError> {
     // Room for a lock message without regrowing.
@@ -272,34 +244,20 @@ pub fn encode_pld<T: Serialize + ?Sized>(value: &T) -> Result<Pld, CodecError> {
     Ok(Pld::from_raw(raw))
 }
 
-/// Appends `value` as CBOR: the direct encoder first, ciborium for the
-/// forms it leaves (floats, 128-bit integers, unknown lengths, tags).
+/// Appends `value` as CBOR.
 fn encode_value<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), CodecError> {
     let start = out.len();
-    if fast::encode(value, out).is_ok() {
-        return Ok(());
-    }
-    out.truncate(start);
     ciborium::ser::into_writer(value, &mut *out).map_err(|e| {
         out.truncate(start);
         CodecError::Encode(e.to_string())
     })
 }
 
-/// A lock message as a payload: the bytes [`encode_pld`] makes of it,
-/// written directly.
+/// A lock message as a payload. Every lock message encodes: its fields
+/// are strings and integers.
 #[cfg_attr(not(feature = "runtime"), allow(dead_code))] // the runtime's dialogs use it
 pub(crate) fn encode_lock_msg(msg: &LockMsg) -> Pld {
-    // Room for a lock message with the usual names without regrowing.
-    let mut raw = Vec::with_capacity(128);
-    fast::write_lock_msg(msg, &mut raw);
-    Pld::from_raw(raw)
-}
-
-/// Decodes a payload under the running task's spec with the default
-/// limits. See [`Codec::decode_pld`].
-pub fn decode_pld<T: DeserializeOwned>(pld: &Pld) -> Result<T, CodecError> {
-    Codec::default().decode_pld(pld)
+    encode_pld(msg).expect("a lock message is strings and integers")
 }
 
 /// Frame and nesting limits, and the encode/decode operations under them.
@@ -370,11 +328,9 @@ impl Codec {
     pub fn encode_into(&self, msg: &Msg, out: &mut Vec<u8>) -> Result<(), CodecError> {
         let start = out.len();
         out.extend_from_slice(&[0; PREFIX_LEN]);
-        if !fast::write_envelope(msg, out) {
-            if let Err(e) = encode_value(msg, out) {
-                out.truncate(start);
-                return Err(e);
-            }
+        if let Err(e) = encode_value(msg, out) {
+            out.truncate(start);
+            return Err(e);
         }
         let len = out.len() - start - PREFIX_LEN;
         if len > self.max_frame {
@@ -426,9 +382,6 @@ impl Codec {
     /// Decodes one frame body (no prefix): exactly one message, nothing
     /// after it.
     pub fn decode_body(&self, body: &[u8]) -> Result<Msg, CodecError> {
-        if let Some(msg) = fast::read_envelope(body, self.max_depth) {
-            return Ok(msg);
-        }
         self.decode_exact(body).map_err(|e| match e {
             // The envelope has one shape; anything else is not a message.
             DecodeFailure::Semantic { offset, reason } => CodecError::Malformed {
@@ -439,11 +392,15 @@ impl Codec {
         })
     }
 
-    /// Decodes a payload as `T` under the running task's spec
-    /// ([`current_pld_spec`]): a payload the spec does not allow, or one
-    /// that is not a `T`, is a [`CodecError::MsgType`].
-    pub fn decode_pld<T: DeserializeOwned>(&self, pld: &Pld) -> Result<T, CodecError> {
-        let spec = current_pld_spec();
+    /// Decodes a payload as `T` under `spec`: a payload the spec does not
+    /// allow, or one that is not a `T`, is a [`CodecError::MsgType`].
+    /// A dialog passes its own spec; [`crate::task::decode_pld`] passes
+    /// the running task's.
+    pub fn decode_pld<T: DeserializeOwned>(
+        &self,
+        spec: &'static PldSpec,
+        pld: &Pld,
+    ) -> Result<T, CodecError> {
         let raw = pld.as_bytes();
         spec.check(raw)?;
         self.decode_exact(raw).map_err(|e| match e {
@@ -459,9 +416,6 @@ impl Codec {
 
     fn decode_exact<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, DecodeFailure> {
         use ciborium::de::Error;
-        if let Ok(value) = fast::decode(bytes, self.max_depth) {
-            return Ok(value);
-        }
         // The structural pass bounds nesting and finds the value's end, so
         // ciborium only ever sees one complete, shallow value.
         let end = scan::value_len(bytes, self.max_depth).map_err(DecodeFailure::Codec)?;
@@ -470,9 +424,9 @@ impl Codec {
                 extra: bytes.len() - end,
             }));
         }
-        // ciborium for what the direct decoder leaves, and for wording any
-        // error. Strings longer than this take its allocating path.
-        let mut scratch = [0u8; fast::SCRATCH];
+        // Strings longer than this scratch take ciborium's allocating path;
+        // a lock message's names and uuids fit.
+        let mut scratch = [0u8; SCRATCH];
         ciborium::de::from_reader_with_buffer(bytes, &mut scratch).map_err(|e| match e {
             Error::Io(_) => DecodeFailure::Codec(CodecError::Truncated {
                 needed: bytes.len() + 1,

@@ -23,7 +23,8 @@
 //! sequence into a typed [`codec::CodecError`].
 //!
 //! ```
-//! use smol_devx::codec::{Codec, PldSpec, with_pld_spec, decode_pld, encode_pld};
+//! use smol_devx::codec::{Codec, PldSpec, encode_pld};
+//! use smol_devx::task::{decode_pld, with_pld_spec};
 //! use smol_devx::msg::{ActorUid, LockMsg, LockRelease, Msg};
 //!
 //! let release = LockMsg::LockRelease(LockRelease {

@@ -31,10 +31,8 @@ pub const PROTOCOL_VERSION: u32 = 1;
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ActorUid {
     /// Human-given actor name (`root`, `breakpoint_forever`, ...).
-    #[serde(with = "shared_str")]
     pub name: Arc<str>,
     /// Unique id of this actor instance.
-    #[serde(with = "shared_str")]
     pub uuid: Arc<str>,
 }
 
@@ -59,7 +57,6 @@ impl fmt::Display for ActorUid {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TaskUid {
     /// Task name as given at spawn.
-    #[serde(with = "shared_str")]
     pub name: Arc<str>,
     /// Task id, unique within its actor process.
     pub id: u64,
@@ -75,93 +72,11 @@ impl TaskUid {
     }
 }
 
-/// `Arc<str>` fields as plain CBOR text, decoded with one allocation
-/// (serde's own `rc` impls go through a `Box<str>`: two), or none when
-/// the same text was decoded lately on this thread.
-pub(crate) use shared_str::shared_utf8;
-
-mod shared_str {
-    use std::cell::RefCell;
-    use std::fmt;
-    use std::sync::Arc;
-
-    use serde::{de, Deserializer, Serializer};
-
-    /// Texts this thread decoded lately, reused round-robin.
-    struct Recent {
-        texts: [Option<Arc<str>>; 8],
-        next: usize,
-    }
-
-    thread_local! {
-        /// Every lock message carries the same few names and uuids (the
-        /// asking actor's, its task's): one clone of a shared text each,
-        /// instead of an allocation, a copy and a free.
-        static RECENT: RefCell<Recent> = const {
-            RefCell::new(Recent {
-                texts: [const { None }; 8],
-                next: 0,
-            })
-        };
-    }
-
-    /// Longer texts are not kept: names and uuids are short.
-    const KEPT: usize = 64;
-
-    /// `v` as a shared text: a recent one when equal.
-    pub(super) fn shared(v: &str) -> Arc<str> {
-        shared_utf8(v.as_bytes()).unwrap_or_else(|| Arc::from(v))
-    }
-
-    /// `v` as a shared text, `None` when it is not UTF-8: checked only
-    /// when it is not a recent text (an equal one was checked then).
-    pub(crate) fn shared_utf8(v: &[u8]) -> Option<Arc<str>> {
-        let make = || std::str::from_utf8(v).ok().map(Arc::<str>::from);
-        if v.len() > KEPT {
-            return make();
-        }
-        RECENT
-            .try_with(|recent| {
-                let Ok(mut recent) = recent.try_borrow_mut() else {
-                    return make();
-                };
-                if let Some(hit) = recent.texts.iter().flatten().find(|t| t.as_bytes() == v) {
-                    return Some(hit.clone());
-                }
-                let text = make()?;
-                let at = recent.next;
-                recent.texts[at] = Some(text.clone());
-                recent.next = (at + 1) % recent.texts.len();
-                Some(text)
-            })
-            .unwrap_or_else(|_| make())
-    }
-
-    pub(super) fn serialize<S: Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Arc<str>, D::Error> {
-        struct Text;
-        impl de::Visitor<'_> for Text {
-            type Value = Arc<str>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Arc<str>, E> {
-                Ok(shared(v))
-            }
-        }
-        // `string`, not `str`: ciborium refuses long text for `str`.
-        de.deserialize_string(Text)
-    }
-}
-
 /// A payload as it travels: raw CBOR of one value, decoded only by the
 /// dialog that receives it, under that dialog's payload spec.
 ///
 /// Build one with [`crate::codec::encode_pld`], read it with
-/// [`crate::codec::decode_pld`].
+/// [`crate::codec::Codec::decode_pld`].
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Pld(Vec<u8>);
 
@@ -339,8 +254,9 @@ pub struct LockRelease {
 }
 
 /// The lock payload spec as one type: every payload of a lock dialog is
-/// one of these, tagged with the variant name on the wire.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+/// one of these, tagged with the variant name on the wire (serde's
+/// external tagging). An unknown tag is an error, never another variant.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum LockMsg {
     /// See [`LockRequest`].
     LockRequest(LockRequest),
@@ -361,116 +277,6 @@ impl LockMsg {
             LockMsg::LockRequest(_) => Self::TAGS[0],
             LockMsg::LockStatus(_) => Self::TAGS[1],
             LockMsg::LockRelease(_) => Self::TAGS[2],
-        }
-    }
-}
-
-/// Read as the derive would read it (an externally tagged enum), except
-/// that the codec's fast decoder hands the whole payload over as raw
-/// CBOR first, for the codec's hand-written reader: the lock dialog's hot
-/// path. Other deserializers do not know the name asked for, and go
-/// straight to the tagged form.
-impl<'de> Deserialize<'de> for LockMsg {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_newtype_struct(crate::codec::LOCK_MSG, lock_msg_de::Raw)
-    }
-}
-
-/// The visitors behind `LockMsg`'s `Deserialize`.
-mod lock_msg_de {
-    use std::fmt;
-
-    use serde::de::{self, EnumAccess, VariantAccess, Visitor};
-
-    use super::LockMsg;
-
-    /// The raw payload from the fast decoder, or the tagged form.
-    pub(super) struct Raw;
-
-    impl<'de> Visitor<'de> for Raw {
-        type Value = LockMsg;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("enum LockMsg")
-        }
-
-        fn visit_borrowed_bytes<E: de::Error>(self, raw: &'de [u8]) -> Result<LockMsg, E> {
-            // Any other shape: the fast decoder gives up, and the payload
-            // is read again the tagged way.
-            crate::codec::read_lock_msg(raw).ok_or_else(|| E::custom("not a plain lock message"))
-        }
-
-        fn visit_newtype_struct<D: de::Deserializer<'de>>(self, d: D) -> Result<LockMsg, D::Error> {
-            d.deserialize_enum("LockMsg", LockMsg::TAGS, Tagged)
-        }
-    }
-
-    /// The externally tagged form, as the derive reads it.
-    struct Tagged;
-
-    impl<'de> Visitor<'de> for Tagged {
-        type Value = LockMsg;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("enum LockMsg")
-        }
-
-        fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<LockMsg, A::Error> {
-            match data.variant::<Tag>()? {
-                (Tag(0), v) => v.newtype_variant().map(LockMsg::LockRequest),
-                (Tag(1), v) => v.newtype_variant().map(LockMsg::LockStatus),
-                (_, v) => v.newtype_variant().map(LockMsg::LockRelease),
-            }
-        }
-    }
-
-    /// A variant, by index in [`LockMsg::TAGS`]: by name (text or bytes)
-    /// or by number, as the derive accepts it.
-    struct Tag(usize);
-
-    impl<'de> de::Deserialize<'de> for Tag {
-        fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            d.deserialize_identifier(TagVisitor)
-        }
-    }
-
-    struct TagVisitor;
-
-    impl TagVisitor {
-        fn named<E: de::Error>(name: &[u8]) -> Result<Tag, E> {
-            match LockMsg::TAGS.iter().position(|t| t.as_bytes() == name) {
-                Some(i) => Ok(Tag(i)),
-                None => Err(E::unknown_variant(
-                    &String::from_utf8_lossy(name),
-                    LockMsg::TAGS,
-                )),
-            }
-        }
-    }
-
-    impl Visitor<'_> for TagVisitor {
-        type Value = Tag;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("variant identifier")
-        }
-
-        fn visit_u64<E: de::Error>(self, i: u64) -> Result<Tag, E> {
-            match usize::try_from(i) {
-                Ok(i) if i < LockMsg::TAGS.len() => Ok(Tag(i)),
-                _ => Err(E::invalid_value(
-                    de::Unexpected::Unsigned(i),
-                    &"variant index 0 <= i < 3",
-                )),
-            }
-        }
-
-        fn visit_str<E: de::Error>(self, name: &str) -> Result<Tag, E> {
-            Self::named(name.as_bytes())
-        }
-
-        fn visit_bytes<E: de::Error>(self, name: &[u8]) -> Result<Tag, E> {
-            Self::named(name)
         }
     }
 }
@@ -628,24 +434,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn texts_decoded_again_are_shared_not_copied() {
-        let long = "x".repeat(100);
-        let uid = ActorUid::new("sub", long.as_str());
+    fn uids_round_trip_as_plain_text() {
+        let uid = ActorUid::new("sub", "x".repeat(100));
         let bytes = crate::codec::encode_pld(&uid).unwrap();
-        let decode = || crate::codec::decode_pld::<ActorUid>(&bytes).unwrap();
-        let (a, b) = (decode(), decode());
-        assert_eq!(a, uid);
-        assert_eq!(b, uid);
-        assert!(Arc::ptr_eq(&a.name, &b.name), "a recent text is reused");
-        assert!(!Arc::ptr_eq(&a.uuid, &b.uuid), "long texts are not kept");
-        // Only equal texts are shared, and only text is text.
-        for i in 0..20 {
-            let other = format!("t{i}");
-            assert_eq!(&*shared_str::shared(&other), other);
-        }
-        assert_eq!(shared_utf8(b"t1").as_deref(), Some("t1"));
-        assert_eq!(shared_utf8(b"\xff\xfe"), None);
-        assert_eq!(shared_utf8(&[b'x'; 100]).as_deref(), Some(&*long));
+        assert_eq!(
+            crate::codec::Codec::default()
+                .decode_pld::<ActorUid>(&crate::codec::PldSpec::ANY, &bytes)
+                .unwrap(),
+            uid
+        );
+        let not_text = crate::codec::encode_pld(&(serde_bytes_like(), "u")).unwrap();
+        assert!(crate::codec::Codec::default()
+            .decode_pld::<ActorUid>(&crate::codec::PldSpec::ANY, &not_text)
+            .is_err());
+    }
+
+    /// A CBOR byte string where a uid's name should be text.
+    fn serde_bytes_like() -> ciborium::Value {
+        ciborium::Value::Bytes(vec![0xff, 0xfe])
     }
 
     #[test]

@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use smol::future;
 use smol::io::AsyncWriteExt;
-use smol_devx::codec::{
-    current_pld_spec, decode_pld, encode_pld, with_pld_spec, Codec, CodecError, PldSpec,
-};
+use smol_devx::codec::{encode_pld, Codec, CodecError, PldSpec};
 use smol_devx::msg::{
     ActorUid, Hello, LockMsg, LockRelease, LockRequest, LockStatus, Msg, Pld, RemoteError, TaskUid,
     PROTOCOL_VERSION,
 };
+use smol_devx::task::{current_pld_spec, decode_pld, with_pld_spec};
 
 fn uid() -> ActorUid {
     ActorUid::new("breakpoint_forever", "1f78e2c0")

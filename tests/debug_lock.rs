@@ -154,12 +154,13 @@ mod peers {
     //! frame, to break its protocol on purpose.
 
     use super::*;
-    use smol_devx::codec::{decode_pld, encode_pld, Codec};
+    use smol_devx::codec::{encode_pld, Codec};
     use smol_devx::debug::tty::LOCK_HANDLER;
     use smol_devx::ipc::auth::client_handshake;
     use smol_devx::ipc::transport::{connect, Addr};
     use smol_devx::ipc::Stream;
     use smol_devx::msg::{ActorUid, LockMsg, LockRelease, LockRequest, LockStatus, Msg, TaskUid};
+    use smol_devx::task::decode_pld;
 
     const TOKEN: &str = "feedfacefeedfacefeedfacefeedface";
 

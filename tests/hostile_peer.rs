@@ -142,7 +142,7 @@ fn a_payload_outside_the_dialogs_spec_is_refused_and_the_peer_dropped() {
         let Msg::Return { cid: 1, pld } = reply else {
             panic!("{reply:?}")
         };
-        assert_eq!(smol_devx::codec::decode_pld::<u32>(&pld).unwrap(), 42);
+        assert_eq!(smol_devx::task::decode_pld::<u32>(&pld).unwrap(), 42);
 
         // A lock message where only `Ping` is allowed.
         let release = LockMsg::LockRelease(LockRelease {

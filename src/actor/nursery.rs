@@ -189,7 +189,7 @@ impl Nursery {
     pub fn result<R: DeserializeOwned>(&self, child: ChildId) -> Result<R, RemoteError> {
         let here = self.actor.uid();
         match &self.children[child.0].result {
-            Some(Ok(pld)) => crate::codec::decode_pld(pld)
+            Some(Ok(pld)) => crate::task::decode_pld(pld)
                 .map_err(|e: CodecError| super::error::box_error(e, here)),
             Some(Err(e)) => Err(e.clone()),
             None => Err(RemoteError::new(

@@ -4,10 +4,9 @@
 //! may cancel.
 //!
 //! Every payload of a dialog is decoded under the pld spec the dialog was
-//! opened (or accepted) with, bound through the task-local of
-//! [`crate::codec::with_pld_spec`] for the duration of the decode. A
-//! payload outside the spec fails the dialog with a typed error, is
-//! reported to the peer, and closes the connection.
+//! opened (or accepted) with, passed to the codec explicitly. A payload
+//! outside the spec fails the dialog with a typed error, is reported to
+//! the peer, and closes the connection.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,7 +14,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::{encode_pld, with_pld_spec_now, CodecError, PldSpec};
+use crate::codec::{encode_pld, CodecError, PldSpec};
 use crate::ipc::channel::Channel;
 use crate::ipc::mailbox::Mailbox;
 use crate::msg::{ActorUid, Cid, Msg, Pld, RemoteError};
@@ -138,7 +137,7 @@ impl Context {
     /// to again.
     pub async fn decode<T: DeserializeOwned>(&self, pld: &Pld) -> Result<T, DialogError> {
         let codec = *self.chan.codec();
-        let decoded = with_pld_spec_now(self.spec, || codec.decode_pld::<T>(pld));
+        let decoded = codec.decode_pld::<T>(self.spec, pld);
         match decoded {
             Ok(value) => Ok(value),
             Err(e) => {

@@ -8,6 +8,7 @@ mod executor;
 #[cfg(feature = "runtime")]
 mod flag;
 pub mod local;
+mod pld_spec;
 mod registry;
 mod render;
 mod span;
@@ -17,6 +18,7 @@ pub use dump::ActorDump;
 pub use executor::{block_on, runs_tasks};
 #[cfg(feature = "runtime")]
 pub(crate) use flag::Flag;
+pub use pld_spec::{current_pld_spec, decode_pld, with_pld_spec};
 pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
 pub use span::{Instrument, Instrumented};
 pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
