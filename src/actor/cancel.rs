@@ -32,7 +32,8 @@ use std::sync::{Arc, Mutex};
 
 use smol::future::FutureExt;
 
-use crate::task::{lock, Flag};
+use crate::ipc::flag::Flag;
+use crate::task::lock;
 use crate::task_local;
 
 /// The entry was cancelled by its parent. Boxed for the trip up the tree

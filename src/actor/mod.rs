@@ -885,10 +885,10 @@ const ACCEPT_BACKOFF_AT_MOST: std::time::Duration = std::time::Duration::from_se
 /// and a flood of strangers must not grow the actor without bound.
 const MAX_HANDSHAKES: usize = 256;
 
-/// Serves the dialogs a peer opens, each in its own task, spawned by the
-/// connection's read loop as the dialog arrives.
+/// Serves the dialogs a peer opens, each in its own task.
 fn serve_dialogs(actor: Actor, chan: Channel, incoming: IncomingDialogs) {
-    incoming.serve_each(move |dialog| {
+    let name = format!("serve {}", chan.peer());
+    incoming.serve_each(name, move |dialog| {
         let name = dialog_task_name(&dialog, &chan);
         task::spawn(name, run_dialog(actor.clone(), chan.clone(), dialog, false)).detach();
     });

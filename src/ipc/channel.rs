@@ -8,10 +8,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::codec::{Codec, PldSpec};
 use crate::ipc::context::{Context, DialogError};
-use crate::ipc::mailbox::{mailbox, Mailbox, Poster};
 use crate::ipc::transport::Stream;
 use crate::msg::{ActorUid, Cid, Msg, Pld};
-use crate::task::{lock, Flag};
+use async_channel::{unbounded, Receiver, Sender};
+
+use crate::ipc::flag::Flag;
+use crate::task::lock;
 
 /// Which end of the connection this is: it decides the parity of the
 /// dialog ids this end opens, so both ends can open dialogs freely.
@@ -31,7 +33,7 @@ pub struct Incoming {
     pub args: Pld,
     /// The dialog, for `started`, streaming and the result.
     pub cid: Cid,
-    pub(crate) rx: Mailbox<Msg>,
+    pub(crate) rx: Receiver<Msg>,
     cancel: Option<CancelWatch>,
 }
 
@@ -45,12 +47,7 @@ impl Incoming {
 }
 
 /// The dialogs a connection's peer opens, in the order they arrive.
-///
-/// Its own small queue rather than a channel: waiting on an
-/// `async_channel` registered an event listener per dialog, ~1.4k
-/// instructions of the root's ~27k per lock dialog (callgrind of
-/// `cargo bench --bench lock`).
-pub struct IncomingDialogs(Mailbox<Incoming>);
+pub struct IncomingDialogs(Receiver<Incoming>);
 
 impl IncomingDialogs {
     /// The next dialog; `None` once the connection has ended and every
@@ -58,17 +55,19 @@ impl IncomingDialogs {
     /// arrive are forgotten: this end keeps nothing of them, and their
     /// openers get no answer.
     pub async fn recv(&self) -> Option<Incoming> {
-        self.0.recv().await
+        self.0.recv().await.ok()
     }
 
-    /// Hands each dialog to `serve` as the connection's read loop gets it
-    /// (those that arrived already first, in order), instead of queueing
-    /// it for [`IncomingDialogs::recv`]. `serve` runs inside the read
-    /// loop: it should only pass the dialog on (spawn its handler), never
-    /// wait. A server that spawns each dialog's handler this way saves a
-    /// task wake-up per dialog over a loop around `recv`.
-    pub fn serve_each(self, serve: impl FnMut(Incoming) + Send + 'static) {
-        self.0.divert(serve);
+    /// Hands each dialog to `serve`, in order, from a task of its own
+    /// that ends with the connection. `serve` should only pass the
+    /// dialog on (spawn its handler), never wait.
+    pub fn serve_each(self, name: String, mut serve: impl FnMut(Incoming) + Send + 'static) {
+        crate::task::spawn(name, async move {
+            while let Some(dialog) = self.recv().await {
+                serve(dialog);
+            }
+        })
+        .detach();
     }
 }
 
@@ -112,7 +111,7 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    dialogs: HashMap<u64, Poster<Msg>>,
+    dialogs: HashMap<u64, Sender<Msg>>,
     cancels: HashMap<u64, Flag>,
     closed: Option<Arc<str>>,
 }
@@ -148,7 +147,7 @@ impl Channel {
                 next_cid: AtomicU64::new(first),
             }),
         };
-        let (incoming_tx, incoming_rx) = mailbox();
+        let (incoming_tx, incoming_rx) = unbounded();
         let name = format!("read {}", chan.inner.peer);
         crate::task::spawn(name, chan.clone().read_loop(stream, incoming_tx)).detach();
         (chan, IncomingDialogs(incoming_rx))
@@ -202,7 +201,7 @@ impl Channel {
         if state.closed.is_none() {
             state.closed = Some(reason.into());
         }
-        // Dropping the posters ends every dialog's mailbox.
+        // Dropping the senders ends every dialog's queue.
         state.dialogs.clear();
         for (_, watch) in state.cancels.drain() {
             watch.raise();
@@ -241,12 +240,12 @@ impl Channel {
         )
     }
 
-    fn register(&self, cid: Cid) -> Result<Mailbox<Msg>, DialogError> {
+    fn register(&self, cid: Cid) -> Result<Receiver<Msg>, DialogError> {
         let mut state = self.state();
         if let Some(reason) = &state.closed {
             return Err(DialogError::Closed(reason.clone()));
         }
-        let (tx, rx) = mailbox();
+        let (tx, rx) = unbounded();
         state.dialogs.insert(cid, tx);
         Ok(rx)
     }
@@ -275,7 +274,7 @@ impl Channel {
         &self.inner.codec
     }
 
-    async fn read_loop(self, stream: Stream, incoming: Poster<Incoming>) {
+    async fn read_loop(self, stream: Stream, incoming: Sender<Incoming>) {
         // Buffered: one read syscall brings in the prefix, the body and
         // whatever frames follow, instead of one read per prefix and body.
         let mut stream = smol::io::BufReader::with_capacity(64 * 1024, stream);
@@ -306,7 +305,7 @@ impl Channel {
 
     /// Hands one message to its dialog; a protocol violation is an error
     /// that closes the connection.
-    fn route(&self, msg: Msg, incoming: &Poster<Incoming>) -> Result<(), String> {
+    fn route(&self, msg: Msg, incoming: &Sender<Incoming>) -> Result<(), String> {
         match msg {
             Msg::Hello(_) => Err("Hello after the handshake".into()),
             Msg::Start { cid, handler, pld } => {
@@ -315,7 +314,7 @@ impl Channel {
                     if state.dialogs.contains_key(&cid) {
                         return Err(format!("dialog {cid} opened twice"));
                     }
-                    let (tx, rx) = mailbox();
+                    let (tx, rx) = unbounded();
                     let cancel = Flag::new();
                     state.dialogs.insert(cid, tx);
                     state.cancels.insert(cid, cancel.clone());
@@ -332,7 +331,7 @@ impl Channel {
                         cid,
                     }),
                 };
-                if !incoming.post(incoming_dialog) {
+                if incoming.try_send(incoming_dialog).is_err() {
                     // Nobody serves this connection's dialogs.
                     self.forget(cid);
                     log::debug!("no server for dialogs from {}", self.inner.peer);
@@ -355,7 +354,7 @@ impl Channel {
                 match tx {
                     Some(tx) => {
                         // A dialog that ended meanwhile drops it.
-                        tx.post(msg);
+                        let _ = tx.try_send(msg);
                     }
                     // A message racing the end of its dialog (a cancel
                     // crossing a result): nothing is waiting for it.

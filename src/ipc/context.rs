@@ -16,7 +16,6 @@ use serde::Serialize;
 
 use crate::codec::{encode_pld, CodecError, PldSpec};
 use crate::ipc::channel::Channel;
-use crate::ipc::mailbox::Mailbox;
 use crate::msg::{ActorUid, Cid, Msg, Pld, RemoteError};
 
 /// Why a dialog did not give what was asked of it.
@@ -63,7 +62,7 @@ impl std::error::Error for DialogError {
 pub struct Context {
     chan: Channel,
     cid: Cid,
-    rx: Mailbox<Msg>,
+    rx: async_channel::Receiver<Msg>,
     spec: &'static PldSpec,
     handler: String,
     /// A final message seen while streaming, kept for `result`.
@@ -92,7 +91,7 @@ impl Context {
     pub(crate) fn new(
         chan: Channel,
         cid: Cid,
-        rx: Mailbox<Msg>,
+        rx: async_channel::Receiver<Msg>,
         spec: &'static PldSpec,
         handler: String,
     ) -> Self {
@@ -169,7 +168,7 @@ impl Context {
         if let Some(msg) = self.last.take() {
             return Ok(msg);
         }
-        self.rx.recv().await.ok_or_else(|| {
+        self.rx.recv().await.map_err(|_| {
             DialogError::Closed(
                 self.chan
                     .close_reason()

@@ -9,7 +9,7 @@
 pub mod auth;
 pub mod channel;
 pub mod context;
-mod mailbox;
+pub(crate) mod flag;
 pub mod transport;
 
 pub use channel::{CancelWatch, Channel, Incoming, IncomingDialogs, Side};

@@ -5,8 +5,6 @@
 
 pub(crate) mod dump;
 mod executor;
-#[cfg(feature = "runtime")]
-mod flag;
 pub mod local;
 mod pld_spec;
 mod registry;
@@ -16,8 +14,6 @@ mod tree;
 
 pub use dump::ActorDump;
 pub use executor::{block_on, runs_tasks};
-#[cfg(feature = "runtime")]
-pub(crate) use flag::Flag;
 pub use pld_spec::{current_pld_spec, decode_pld, with_pld_spec};
 pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
 pub use span::{Instrument, Instrumented};
