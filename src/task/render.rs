@@ -1,12 +1,9 @@
-//! The two forms of a [`TaskTree`]: text for people, JSON for tools.
+//! The text form of a [`TaskTree`], for people (tools read its JSON,
+//! `serde_json` of the derived `Serialize`).
 //!
-//! Both are written with plain pushes into one `String`. `core::fmt`
-//! makes a dozen small writes per line and formats integers through a
-//! generic padding path, which made the text of 10k tasks three times
-//! slower; `serde_json` escapes every key byte by byte and passes each
-//! token through `io::Write`, which made the JSON three to four times
-//! slower. The JSON written here is byte for byte what `serde_json` makes
-//! of the derived `Serialize` (a test holds the two together).
+//! Written with plain pushes into one `String`: `core::fmt` makes a dozen
+//! small writes per line and formats integers through a generic padding
+//! path, which made the text of 10k tasks three times slower.
 
 use super::tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
 
@@ -32,30 +29,6 @@ pub(super) fn write_text(tree: &TaskTree, out: &mut String, indent: usize) {
     }
 }
 
-/// The tree as JSON, the shape of its derived `Serialize`.
-pub(super) fn json(tree: &TaskTree) -> String {
-    let mut out = String::with_capacity(json_size(tree));
-    write_json(tree, &mut out);
-    out
-}
-
-/// About the room the JSON of `tree` takes.
-pub(super) fn json_size(tree: &TaskTree) -> usize {
-    256 * tree.tasks.len() + 48 * tree.spans.len() + 32
-}
-
-/// Appends the JSON of `tree` to `out`.
-pub(super) fn write_json(tree: &TaskTree, out: &mut String) {
-    let mut out = Out::new(out, 0);
-    out.push("{\"tasks\":");
-    out.list(&tree.tasks, Out::task_json);
-    if !tree.spans.is_empty() {
-        out.push(",\"spans\":");
-        out.list(&tree.spans, Out::span_json);
-    }
-    out.push("}");
-}
-
 /// A buffer being written, and the extra indent of text lines. A
 /// `String`, not bytes: what goes in is whole `&str`s, their pieces cut
 /// at ASCII bytes, and ASCII digits, so there is nothing to validate at
@@ -63,17 +36,7 @@ pub(super) fn write_json(tree: &TaskTree, out: &mut String) {
 struct Out<'a> {
     buf: &'a mut String,
     indent: usize,
-    /// Strings found to need no escapes, by address and length, replaced
-    /// in turn: the same names, file names and span labels recur on most
-    /// tasks of a dump, and are scanned once. A tree's strings all live
-    /// as long as its rendering, so an address and a length name one
-    /// text.
-    plain: [(usize, usize); PLAIN],
-    next_plain: usize,
 }
-
-/// Strings [`Out`] remembers as plain.
-const PLAIN: usize = 16;
 
 /// The decimal pairs `00` to `99`.
 const PAIRS: &str = "0001020304050607080910111213141516171819\
@@ -84,12 +47,7 @@ const PAIRS: &str = "0001020304050607080910111213141516171819\
 
 impl<'a> Out<'a> {
     fn new(buf: &'a mut String, indent: usize) -> Self {
-        Out {
-            buf,
-            indent,
-            plain: [(0, 0); PLAIN],
-            next_plain: 0,
-        }
+        Out { buf, indent }
     }
 }
 
@@ -238,126 +196,6 @@ impl Out<'_> {
     }
 }
 
-/// The JSON form: fields in declaration order, as serde derives them.
-impl Out<'_> {
-    /// A JSON array of `items`, each written by `each`.
-    fn list<T>(&mut self, items: &[T], mut each: impl FnMut(&mut Self, &T)) {
-        self.push("[");
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                self.push(",");
-            }
-            each(self, item);
-        }
-        self.push("]");
-    }
-
-    fn task_json(&mut self, t: &TaskEntry) {
-        self.push("{\"id\":");
-        self.num(t.id);
-        self.push(",\"name\":");
-        self.string(&t.name);
-        self.push(",\"parent\":");
-        match t.parent {
-            Some(parent) => self.num(parent),
-            None => self.push("null"),
-        }
-        self.push(",\"depth\":");
-        self.num(u64::from(t.depth));
-        self.push(",\"file\":");
-        self.string(&t.file);
-        self.push(",\"line\":");
-        self.num(u64::from(t.line));
-        self.push(",\"polling\":");
-        self.boolean(t.polling);
-        self.push(",\"for_us\":");
-        self.num(t.for_us);
-        self.push(",\"polls\":");
-        self.num(t.polls);
-        self.push(",\"busy_us\":");
-        self.num(t.busy_us);
-        self.push(",\"long_idle\":");
-        self.boolean(t.long_idle);
-        if !t.spans.is_empty() {
-            self.push(",\"spans\":{\"start\":");
-            self.num(u64::from(t.spans.start));
-            self.push(",\"end\":");
-            self.num(u64::from(t.spans.end));
-            self.push("}");
-        }
-        self.push("}");
-    }
-
-    fn span_json(&mut self, s: &SpanEntry) {
-        self.push("{\"what\":");
-        self.string(&s.what);
-        self.push(",\"depth\":");
-        self.num(u64::from(s.depth));
-        self.push(",\"leaf\":");
-        self.boolean(s.leaf);
-        self.push("}");
-    }
-
-    fn boolean(&mut self, b: bool) {
-        self.push(if b { "true" } else { "false" });
-    }
-
-    /// A JSON string, escaped the way `serde_json` does: `"` and `\\`,
-    /// the short forms of five control characters, `\u00XX` for the
-    /// others; everything else as it is. Runs with nothing to escape are
-    /// copied whole.
-    fn string(&mut self, s: &str) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let bytes = s.as_bytes();
-        // Names, files and labels are nearly always plain: checked without
-        // a branch per byte, then copied in one go.
-        let key = (s.as_ptr() as usize, s.len());
-        let plain = self.plain.contains(&key) || {
-            let plain = bytes
-                .iter()
-                .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
-            if plain {
-                self.plain[self.next_plain % PLAIN] = key;
-                self.next_plain += 1;
-            }
-            plain
-        };
-        self.buf.push('"');
-        if plain {
-            self.buf.push_str(s);
-            self.buf.push('"');
-            return;
-        }
-        let mut run = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            let short = match b {
-                b'"' => '"',
-                b'\\' => '\\',
-                b'\n' => 'n',
-                b'\r' => 'r',
-                b'\t' => 't',
-                0x08 => 'b',
-                0x0c => 'f',
-                0..=0x1f => '\0',
-                _ => continue,
-            };
-            // Cut at an ASCII byte: always a character boundary.
-            self.buf.push_str(&s[run..i]);
-            run = i + 1;
-            self.buf.push('\\');
-            if short != '\0' {
-                self.buf.push(short);
-            } else {
-                self.buf.push_str("u00");
-                self.buf.push(char::from(HEX[usize::from(b >> 4)]));
-                self.buf.push(char::from(HEX[usize::from(b & 0xf)]));
-            }
-        }
-        self.buf.push_str(&s[run..]);
-        self.buf.push('"');
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,78 +227,5 @@ mod tests {
             ],
             ["0us", "999us", "1.2ms", "999.9ms", "4.20s", "7.04s"]
         );
-    }
-
-    fn tree_with_every_field_set() -> TaskTree {
-        // Every byte that JSON may escape, quotes, and text beyond ASCII.
-        let awkward: String = (0u8..0x80)
-            .map(char::from)
-            .chain("é→𝄞\"\\".chars())
-            .collect();
-        let task = |id, parent, spans: std::ops::Range<u32>| TaskEntry {
-            id,
-            name: format!("task {id} {awkward}").into(),
-            parent,
-            depth: id as u32 % 3,
-            file: "src/some file\\x.rs".into(),
-            line: 4_000_000_000,
-            polling: id % 2 == 0,
-            for_us: u64::MAX,
-            polls: 12_345,
-            busy_us: 0,
-            long_idle: id % 2 == 1,
-            spans,
-        };
-        TaskTree {
-            tasks: vec![
-                task(1, None, 0..2),
-                task(2, Some(1), 0..0),
-                task(7, Some(99), 2..3),
-            ],
-            spans: vec![
-                SpanEntry {
-                    what: "outer".into(),
-                    depth: 0,
-                    leaf: false,
-                },
-                SpanEntry {
-                    what: awkward.clone().into(),
-                    depth: 1,
-                    leaf: true,
-                },
-                SpanEntry {
-                    what: "".into(),
-                    depth: 0,
-                    leaf: true,
-                },
-            ],
-        }
-    }
-
-    #[test]
-    fn json_is_what_serde_json_writes() {
-        let tree = tree_with_every_field_set();
-        assert_eq!(json(&tree), serde_json::to_string(&tree).unwrap());
-        let back: TaskTree = serde_json::from_str(&json(&tree)).unwrap();
-        assert_eq!(back, tree);
-        let no_spans = TaskTree {
-            tasks: tree.tasks[1..2].to_vec(),
-            spans: Vec::new(),
-        };
-        assert_eq!(json(&no_spans), serde_json::to_string(&no_spans).unwrap());
-        let empty = TaskTree::default();
-        assert_eq!(json(&empty), serde_json::to_string(&empty).unwrap());
-    }
-
-    #[test]
-    fn every_single_character_escapes_as_serde_json_does() {
-        for c in (0u32..0x800).filter_map(char::from_u32) {
-            let s = c.to_string();
-            assert_eq!(
-                written(|out| out.string(&s)),
-                serde_json::to_string(&s).unwrap(),
-                "{c:?}"
-            );
-        }
     }
 }
