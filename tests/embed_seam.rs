@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_channel::{unbounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol_devx::debug::dialog::{BoxFuture, BoxedDialog, LockDialog};
-use smol_devx::debug::host::{self, Host};
+use smol_devx::debug::host::Host;
 use smol_devx::debug::lock::{Lock, Owner};
 use smol_devx::debug::pause::PauseError;
 use smol_devx::debug::tty::{acquire_debug_lock, lock_stdio_for_peer};
@@ -122,7 +122,7 @@ impl Host for InProcess {
 fn turn() -> std::sync::MutexGuard<'static, ()> {
     static INSTALL: Once = Once::new();
     static TURN: Mutex<()> = Mutex::new(());
-    INSTALL.call_once(|| host::install(InProcess).expect("the only host"));
+    INSTALL.call_once(|| smol_devx::debug::install(InProcess).expect("the only host"));
     TURN.lock().unwrap_or_else(|e| e.into_inner())
 }
 

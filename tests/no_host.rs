@@ -14,7 +14,7 @@ fn without_a_host_the_debugger_refuses_and_says_why() {
         "{paused:?}"
     );
     let message = paused.unwrap_err().to_string();
-    assert!(message.contains("debug::host::install"), "{message}");
+    assert!(message.contains("debug::install"), "{message}");
     let locked = smol::block_on(acquire_debug_lock(TaskUid::new("t", 1)));
     assert!(
         matches!(locked, Err(DebugError::NoHost)),

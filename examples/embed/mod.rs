@@ -25,9 +25,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use smol::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use smol_devx::debug::dialog::{BoxFuture, BoxedDialog, LockDialog};
-use smol_devx::debug::host::{self, ChildActor, Host};
+use smol_devx::debug::host::{ChildActor, Host};
 use smol_devx::debug::lock::Lock;
-use smol_devx::debug::{pause, sigint, tty, DebugError};
+use smol_devx::debug::{pause, terminal, tty, DebugError};
 use smol_devx::msg::{ActorUid, Cid, LockMsg, LockRelease, LockRequest, LockStatus, RemoteError};
 use smol_devx::stack_on_sig::{self, ActorDump};
 
@@ -159,7 +159,7 @@ impl<R: Rt> Host for ToyHost<R> {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
         let _ = std::fs::remove_dir_all(&self.0.dir);
-        sigint::restore_terminal();
+        terminal::restore_terminal();
         std::process::exit(130);
     }
 }
@@ -260,7 +260,7 @@ fn boot<R: Rt>(name: &str, is_root: bool, dir: PathBuf) -> io::Result<Arc<Toy>> 
         done,
     });
     let _ = TOY.set((me.clone(), done_rx));
-    host::install(ToyHost::<R>(me.clone(), PhantomData)).map_err(io::Error::other)?;
+    smol_devx::debug::install(ToyHost::<R>(me.clone(), PhantomData)).map_err(io::Error::other)?;
     stack_on_sig::enable_from_env();
     R::listen(&sock(&me.dir, name), serve::<R>)?;
     Ok(me)
@@ -369,7 +369,7 @@ async fn root<R: Rt>(entries: &[(&str, Entry)]) -> ExitCode {
     }
     tty::maybe_wait_for_debugger().await;
     let _ = std::fs::remove_dir_all(&dir);
-    sigint::restore_terminal();
+    terminal::restore_terminal();
     match failure {
         Some(err) => {
             eprintln!("toy: {err}");

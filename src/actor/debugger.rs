@@ -20,10 +20,12 @@ use std::time::Duration;
 
 use super::{Actor, Runtime};
 use crate::codec::{encode_lock_msg, encode_pld, PldSpec};
+use crate::debug::dialog::Liveness;
 use crate::debug::dialog::{BoxFuture, BoxedDialog, LockDialog};
-use crate::debug::host::{self, ChildActor, Host, LockQueue};
+use crate::debug::host::{ChildActor, Host};
+use crate::debug::lock::LockQueue;
 use crate::debug::pause::{crash_repl, error_name};
-use crate::debug::sigint::{restore_terminal, Liveness};
+use crate::debug::terminal::restore_terminal;
 use crate::debug::tty::{
     answer_lock_queue, maybe_wait_for_debugger, serve_lock_dialog, LOCK_HANDLER, LOCK_STATE_HANDLER,
 };
@@ -125,7 +127,7 @@ async fn root_channel(actor: &Actor) -> Result<crate::ipc::Channel, DebugError> 
 /// Both installers add it; the second install is a no-op.
 fn boot_hook() -> super::BootHook {
     Arc::new(|actor: &Actor| {
-        let _ = host::install(ActorHost(actor.clone()));
+        let _ = crate::debug::install(ActorHost(actor.clone()));
     })
 }
 

@@ -50,7 +50,8 @@ use smol::channel::{Receiver, Sender};
 use smol::future::FutureExt;
 
 use crate::codec::{encode_pld, Codec, CodecError, PldSpec};
-use crate::ipc::auth::{client_handshake, new_token, new_uuid, server_handshake};
+use crate::ipc::auth::{client_handshake, server_handshake};
+use crate::ipc::random::{new_token, new_uuid};
 use crate::ipc::{Addr, Channel, Context, Incoming, IncomingDialogs, Listener, Side, Transport};
 use crate::msg::{ActorUid, Msg, Pld, RemoteError};
 use crate::task::{self, lock, Instrument};
@@ -700,7 +701,7 @@ impl Runtime {
                 2
             }
         };
-        crate::debug::sigint::leave_terminal();
+        crate::debug::terminal::leave_terminal();
         crate::log::flush();
         std::process::exit(code)
     }
@@ -750,7 +751,7 @@ impl Runtime {
                 task::spawn("exit with entry", async move {
                     let ok = task.await;
                     actor.cleanup();
-                    crate::debug::sigint::leave_terminal();
+                    crate::debug::terminal::leave_terminal();
                     crate::log::flush();
                     std::process::exit(if ok { 0 } else { 1 });
                 })

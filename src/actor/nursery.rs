@@ -14,7 +14,7 @@ use smol::lock::OnceCell;
 
 use super::{env, Actor, LiveChild};
 use crate::codec::{encode_pld, CodecError, PldSpec};
-use crate::ipc::auth::new_uuid;
+use crate::ipc::random::new_uuid;
 use crate::ipc::{Channel, Context, DialogError, Transport};
 use crate::msg::{ActorUid, Cid, Msg, Pld, RemoteError};
 use crate::task::{self, lock, Instrument};

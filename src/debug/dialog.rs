@@ -10,10 +10,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use super::sigint::Liveness;
 use super::DebugError;
 use crate::msg::{ActorUid, Cid, LockMsg, LockStatus};
+
+/// Tells whether a lock holder's connection is alive.
+pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
 
 /// A boxed future that may move between threads.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

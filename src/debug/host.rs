@@ -19,7 +19,7 @@
 //!   (the crash REPL), then report the failure up as usual;
 //! - any actor, before it tears children down:
 //!   [`maybe_wait_for_debugger`](super::tty::maybe_wait_for_debugger);
-//! - root, on its way out: [`restore_terminal`](super::sigint::restore_terminal);
+//! - root, on its way out: [`restore_terminal`](super::terminal::restore_terminal);
 //! - any actor, when its parent asks for its dump:
 //!   [`answer_dump_request`](crate::stack_on_sig::answer_dump_request).
 //!
@@ -41,7 +41,7 @@
 //!     }
 //! }
 //!
-//! host::install(Alone(ActorUid::new("cli", "1"))).unwrap();
+//! smol_devx::debug::install(Alone(ActorUid::new("cli", "1"))).unwrap();
 //! assert_eq!(&*host::current().unwrap().uid().name, "cli");
 //! ```
 
@@ -49,12 +49,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::dialog::{BoxFuture, BoxedDialog};
+use super::lock::LockQueue;
 use super::DebugError;
 use crate::msg::{ActorUid, LockRequest};
 use crate::task::ActorDump;
-
-/// Who holds the tree lock and who waits for it, oldest first.
-pub type LockQueue = (Option<ActorUid>, Vec<ActorUid>);
 
 /// A live child process of this actor: where `SIGUSR1` is relayed, and
 /// whom [`Host::ask_dump`] asks.
@@ -129,11 +127,11 @@ pub trait Host: Send + Sync + 'static {
     /// Root: SIGTERM or SIGHUP (`signal`) ends the tree now, even while
     /// a REPL is live: cancel every actor without waiting for the
     /// debugger, restore the terminal
-    /// ([`restore_terminal`](super::sigint::restore_terminal)), remove
+    /// ([`restore_terminal`](super::terminal::restore_terminal)), remove
     /// what the tree made, and exit with 128 + `signal`. The default
     /// restores the terminal and exits so.
     fn terminate(&self, signal: i32) {
-        super::sigint::restore_terminal();
+        super::terminal::restore_terminal();
         crate::log::flush();
         std::process::exit(128 + signal);
     }
@@ -160,14 +158,10 @@ impl std::fmt::Display for AlreadyInstalled {
 
 impl std::error::Error for AlreadyInstalled {}
 
-/// Installs this process's host, once: snapshots the terminal mode (in
-/// the root) and starts watching ctrl-c (see [`sigint`](super::sigint)).
-/// Call it before anything can prompt.
-pub fn install(host: impl Host) -> Result<(), AlreadyInstalled> {
-    let is_root = host.is_root();
-    HOST.set(Arc::new(host)).map_err(|_| AlreadyInstalled)?;
-    super::sigint::watch(is_root);
-    Ok(())
+/// Makes `host` this process's host, once ([`install`](super::install)
+/// does it, and starts what depends on it).
+pub(crate) fn set(host: impl Host) -> Result<(), AlreadyInstalled> {
+    HOST.set(Arc::new(host)).map_err(|_| AlreadyInstalled)
 }
 
 /// This process's host, if one was installed.

@@ -14,10 +14,41 @@ use std::time::Instant;
 
 use async_channel::{bounded, Receiver, Sender};
 
-use super::host::LockQueue;
+use super::dialog::Liveness;
 use super::DebugError;
 use crate::msg::{ActorUid, Cid, TaskUid};
 use crate::task::lock;
+
+/// Who holds the tree lock and who waits for it, oldest first.
+pub type LockQueue = (Option<ActorUid>, Vec<ActorUid>);
+
+/// The remote holder of the root's lock and how to tell it is alive,
+/// kept by the lock dialog for as long as it holds: ctrl-c in the root
+/// releases a lock whose holder is gone.
+static REMOTE_HOLDER: Mutex<Option<(Owner, Liveness)>> = Mutex::new(None);
+
+/// The lock dialog records its remote holder until the mark drops.
+pub(crate) fn holding(owner: Owner, alive: Liveness) -> HolderMark {
+    *lock(&REMOTE_HOLDER) = Some((owner.clone(), alive));
+    HolderMark(owner)
+}
+
+/// The remote holder of the root's lock, if any.
+pub(crate) fn remote_holder() -> Option<(Owner, Liveness)> {
+    lock(&REMOTE_HOLDER).clone()
+}
+
+/// Clears the record of a remote holder when dropped.
+pub(crate) struct HolderMark(Owner);
+
+impl Drop for HolderMark {
+    fn drop(&mut self) {
+        let mut holder = lock(&REMOTE_HOLDER);
+        if holder.as_ref().is_some_and(|(o, _)| *o == self.0) {
+            *holder = None;
+        }
+    }
+}
 
 /// Who holds, or waits for, the lock.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -14,21 +14,27 @@
 //!   [`tty::request_root_stdio_lock`]), [`tty::acquire_debug_lock`] and
 //!   [`tty::maybe_wait_for_debugger`];
 //! - [`pause`], [`crash`], [`repl`], [`gdb`]: the REPLs;
-//! - [`sigint`]: ctrl-c and the terminal mode.
+//! - [`install`]: where a host comes in, once per process;
+//! - [`sigint`]: ctrl-c, SIGTERM and SIGHUP; [`terminal`]: the terminal
+//!   mode the tree shares.
 
 pub mod crash;
 pub mod dialog;
 pub mod gdb;
 pub mod host;
+mod install;
 pub mod lock;
 pub mod panic;
 pub mod pause;
 pub mod repl;
 pub mod sigint;
 pub mod status;
+pub mod terminal;
 pub mod tty;
 
 use std::fmt;
+
+pub use install::install;
 
 use crate::msg::ActorUid;
 
@@ -78,7 +84,7 @@ impl fmt::Display for DebugError {
             DebugError::Cancelled => f.write_str("the lock dialog was cancelled"),
             DebugError::Protocol(e) => write!(f, "lock dialog protocol violation: {e}"),
             DebugError::NoHost => {
-                f.write_str("no debugger host in this process (install one: debug::host::install)")
+                f.write_str("no debugger host in this process (install one: debug::install)")
             }
             DebugError::NoRoot => f.write_str("the host knows no root to ask for the tree lock"),
             DebugError::Unsupported(what) => f.write_str(what),

@@ -174,31 +174,6 @@ impl Terminal {
     }
 }
 
-/// How many threads of this process are in the line editor.
-static EDITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Whether a REPL of this process is reading a line in the line editor,
-/// with the terminal in raw mode.
-pub fn editing() -> bool {
-    EDITING.load(std::sync::atomic::Ordering::SeqCst) > 0
-}
-
-/// Counts a thread in the line editor for as long as it lives.
-struct Editing;
-
-impl Editing {
-    fn enter() -> Self {
-        EDITING.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Self
-    }
-}
-
-impl Drop for Editing {
-    fn drop(&mut self) {
-        EDITING.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
 /// Drops the characters typed past [`MAX_LINE`]: the editor redraws the
 /// whole line at each key, so a line without end would take quadratic
 /// time while its REPL holds the tree lock. The line then reaches the REPL at
@@ -231,7 +206,7 @@ impl LineSource for Terminal {
             return Plain(io::stdin().lock()).read_line(prompt, out);
         };
         loop {
-            let in_editor = Editing::enter();
+            let in_editor = super::terminal::Editing::enter();
             let read = editor.readline(prompt);
             drop(in_editor);
             match read {

@@ -1,8 +1,7 @@
-//! ctrl-c while a REPL may be live, and the terminal mode as state the
-//! root owns.
+//! ctrl-c (and SIGTERM, SIGHUP) while a REPL may be live.
 //!
 //! Every process of a tree watches SIGINT with one `async-signal`
-//! `Signals`, created by [`host::install`] before anything can prompt
+//! `Signals`, created by [`install`](super::install) before anything can prompt
 //! and kept for the process's life. What a ctrl-c does is
 //! decided when it arrives, from the tree lock's state:
 //!
@@ -18,47 +17,26 @@
 //!
 //! A line editor in raw mode clears `ISIG`, so while a REPL reads no
 //! SIGINT is raised at all: the editor gets the key and redraws its
-//! prompt. That is also why the terminal mode is shared state: a holder
-//! that dies in raw mode would leave ctrl-c dead for every process. The
-//! root snapshots the mode at start-up and restores it whenever a holder
-//! releases abnormally or dies, and when it exits.
+//! prompt (see [`terminal`](super::terminal)).
 
-use std::os::fd::AsFd;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use async_signal::{Signal, Signals};
 use smol::stream::StreamExt;
 
+use super::dialog::Liveness;
 use super::host::{self, Host};
-use super::lock::{Lock, Owner};
+use super::lock::{remote_holder, Lock, Owner};
 use super::status::DebugStatus;
-use crate::task::{self, lock, Instrument};
+use super::terminal::{leave_terminal, restore_terminal};
+use crate::task::{self, Instrument};
 
-/// Tells whether a lock holder's connection is alive.
-pub type Liveness = Arc<dyn Fn() -> bool + Send + Sync>;
-
-/// The remote holder of the root's lock and how to tell it is alive,
-/// kept by the lock dialog for as long as it holds.
-static HOLDER: Mutex<Option<(Owner, Liveness)>> = Mutex::new(None);
-
-/// The terminal mode at start-up (root, stdin a terminal).
-static SAVED_MODE: OnceLock<Option<rustix::termios::Termios>> = OnceLock::new();
-
-/// Starts watching SIGINT for this process's whole life; in the root,
-/// first snapshots the terminal mode. Called once, early.
-pub(crate) fn watch(is_root: bool) {
+/// Starts watching SIGINT (and SIGTERM, SIGHUP) for this process's whole
+/// life. Called once, early.
+pub(crate) fn watch() {
     static STARTED: OnceLock<()> = OnceLock::new();
     if STARTED.set(()).is_err() {
         return;
-    }
-    if is_root {
-        SAVED_MODE.get_or_init(|| {
-            let stdin = std::io::stdin();
-            let fd = stdin.as_fd();
-            rustix::termios::isatty(fd)
-                .then(|| rustix::termios::tcgetattr(fd).ok())
-                .flatten()
-        });
     }
     // The root also ends the tree in order on SIGTERM and SIGHUP (the
     // terminal went away), REPL or not. A subactor gets SIGTERM when its
@@ -85,39 +63,6 @@ pub(crate) fn watch(is_root: bool) {
         }
     }))
     .detach();
-}
-
-/// The lock dialog records its remote holder for the SIGINT watcher.
-pub(crate) fn holding(owner: Owner, alive: Liveness) -> HolderMark {
-    *lock(&HOLDER) = Some((owner.clone(), alive));
-    HolderMark(owner)
-}
-
-/// Clears the record of a remote holder when dropped.
-pub(crate) struct HolderMark(Owner);
-
-impl Drop for HolderMark {
-    fn drop(&mut self) {
-        let mut holder = lock(&HOLDER);
-        if holder.as_ref().is_some_and(|(o, _)| *o == self.0) {
-            *holder = None;
-        }
-    }
-}
-
-/// Puts the terminal back in the mode the root found it in. Root only;
-/// does nothing when stdin is not a terminal.
-pub fn restore_terminal() {
-    let Some(Some(mode)) = SAVED_MODE.get() else {
-        return;
-    };
-    let stdin = std::io::stdin();
-    let restored =
-        rustix::termios::tcsetattr(stdin.as_fd(), rustix::termios::OptionalActions::Now, mode);
-    match restored {
-        Ok(()) => log::debug!("terminal mode restored"),
-        Err(e) => log::warn!("cannot restore the terminal mode: {e}"),
-    }
 }
 
 fn on_sigint() {
@@ -169,29 +114,6 @@ fn on_termination(signal: Signal) {
 /// itself.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// What a subactor calls on its way out, however it goes: if its REPL
-/// is reading a line (the terminal in a line editor's raw mode), puts the
-/// terminal back in cooked mode. The root's snapshot is not at hand (the
-/// root may be gone): line editing, echo, signal keys, CR to NL on input
-/// and output processing are turned back on.
-pub fn leave_terminal() {
-    if !super::repl::editing() {
-        return;
-    }
-    use rustix::termios::{InputModes, LocalModes, OptionalActions, OutputModes};
-    let stdin = std::io::stdin();
-    let Ok(mut mode) = rustix::termios::tcgetattr(stdin.as_fd()) else {
-        return;
-    };
-    mode.local_modes |=
-        LocalModes::ICANON | LocalModes::ECHO | LocalModes::ISIG | LocalModes::IEXTEN;
-    mode.input_modes |= InputModes::ICRNL;
-    mode.output_modes |= OutputModes::OPOST | OutputModes::ONLCR;
-    if let Err(e) = rustix::termios::tcsetattr(stdin.as_fd(), OptionalActions::Now, &mode) {
-        log::warn!("cannot put the terminal back in cooked mode: {e}");
-    }
-}
-
 /// What the root does with a ctrl-c.
 #[derive(Debug, PartialEq)]
 enum Verdict {
@@ -216,7 +138,7 @@ fn verdict(lock: &Lock, remote: Option<(Owner, Liveness)>) -> Verdict {
 }
 
 fn root_sigint(host: &dyn Host) {
-    let remote = lock(&HOLDER).clone();
+    let remote = remote_holder();
     let root_lock = Lock::root();
     match verdict(root_lock, remote) {
         Verdict::Ignore(why) => log::warn!("ignoring ctrl-c: {why}"),
@@ -235,6 +157,8 @@ fn root_sigint(host: &dyn Host) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
     use crate::msg::{ActorUid, TaskUid};
 
     fn owner(name: &str, cid: Option<u64>) -> Owner {

@@ -15,8 +15,8 @@
 //! line saying why and for whom: a dead holder never keeps the terminal.
 
 use super::dialog::{BoxedDialog, LockDialog};
-use super::host::{self, LockQueue};
-use super::lock::{Lock, LockGuard, Owner};
+use super::host;
+use super::lock::{Lock, LockGuard, LockQueue, Owner};
 use super::DebugError;
 use crate::msg::{ActorUid, LockMsg, LockRelease, LockRequest, LockStatus, TaskUid};
 use crate::task::Instrument;
@@ -79,7 +79,7 @@ pub async fn lock_stdio_for_peer<D: LockDialog>(
         cid: Some(cid),
     };
     let guard = lock.acquire(owner.clone()).await?;
-    let _holding = super::sigint::holding(owner.clone(), dialog.liveness());
+    let _holding = super::lock::holding(owner.clone(), dialog.liveness());
     // From here every way out but a clean release is a forced one, and
     // says so; the guard releases on drop, also when this future is
     // dropped (the dialog was cancelled).
@@ -162,7 +162,7 @@ impl Drop for Held {
             // A holder that ended this way may have left the terminal in
             // its editor's raw mode: back to the root's before the next
             // holder prompts.
-            super::sigint::restore_terminal();
+            super::terminal::restore_terminal();
             guard.release();
         }
     }

@@ -6,8 +6,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::codec::{Codec, PldSpec};
-use crate::ipc::context::{Context, DialogError};
+use crate::codec::Codec;
+use crate::ipc::dialog_error::DialogError;
 use crate::ipc::transport::Stream;
 use crate::msg::{ActorUid, Cid, Msg, Pld};
 use async_channel::{unbounded, Receiver, Sender};
@@ -208,39 +208,13 @@ impl Channel {
         }
     }
 
-    /// Opens a dialog running `handler` in the peer with `args`; its
-    /// payloads are decoded under `spec`.
-    pub async fn open(
-        &self,
-        handler: &str,
-        args: Pld,
-        spec: &'static PldSpec,
-    ) -> Result<Context, DialogError> {
-        let cid = self.inner.next_cid.fetch_add(2, Ordering::Relaxed);
-        let rx = self.register(cid)?;
-        let ctx = Context::new(self.clone(), cid, rx, spec, handler.to_owned());
-        self.send(&Msg::Start {
-            cid,
-            handler: handler.to_owned(),
-            pld: args,
-        })
-        .await?;
-        Ok(ctx)
+    /// A fresh id for a dialog this end opens (odd for the client side,
+    /// even for the server's: the two ends never pick the same).
+    pub(crate) fn next_cid(&self) -> Cid {
+        self.inner.next_cid.fetch_add(2, Ordering::Relaxed)
     }
 
-    /// Accepts a dialog the peer opened, decoding its payloads under
-    /// `spec`.
-    pub fn accept(&self, incoming: Incoming, spec: &'static PldSpec) -> Context {
-        Context::new(
-            self.clone(),
-            incoming.cid,
-            incoming.rx,
-            spec,
-            incoming.handler,
-        )
-    }
-
-    fn register(&self, cid: Cid) -> Result<Receiver<Msg>, DialogError> {
+    pub(crate) fn register(&self, cid: Cid) -> Result<Receiver<Msg>, DialogError> {
         let mut state = self.state();
         if let Some(reason) = &state.closed {
             return Err(DialogError::Closed(reason.clone()));

@@ -9,50 +9,48 @@
 //! the peer, and closes the connection.
 
 use std::fmt;
-use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::codec::{encode_pld, CodecError, PldSpec};
-use crate::ipc::channel::Channel;
+use crate::codec::{encode_pld, PldSpec};
+use crate::ipc::channel::{Channel, Incoming};
+pub use crate::ipc::dialog_error::DialogError;
 use crate::msg::{ActorUid, Cid, Msg, Pld, RemoteError};
 
-/// Why a dialog did not give what was asked of it.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum DialogError {
-    /// The peer's handler failed; its error, boxed.
-    Remote(RemoteError),
-    /// The dialog was cancelled by the peer.
-    Cancelled,
-    /// The connection closed; why.
-    Closed(Arc<str>),
-    /// A payload could not be decoded, or is outside the dialog's spec.
-    Codec(CodecError),
-    /// A message arrived out of order (e.g. a result before `started`).
-    Protocol(String),
-}
-
-impl fmt::Display for DialogError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DialogError::Remote(e) => e.fmt(f),
-            DialogError::Cancelled => f.write_str("dialog cancelled by the peer"),
-            DialogError::Closed(reason) => write!(f, "connection closed: {reason}"),
-            DialogError::Codec(e) => e.fmt(f),
-            DialogError::Protocol(e) => write!(f, "protocol violation: {e}"),
-        }
+/// Dialogs over a channel are contexts: opened here, or accepted from
+/// the peer.
+impl Channel {
+    /// Opens a dialog running `handler` in the peer with `args`; its
+    /// payloads are decoded under `spec`.
+    pub async fn open(
+        &self,
+        handler: &str,
+        args: Pld,
+        spec: &'static PldSpec,
+    ) -> Result<Context, DialogError> {
+        let cid = self.next_cid();
+        let rx = self.register(cid)?;
+        let ctx = Context::new(self.clone(), cid, rx, spec, handler.to_owned());
+        self.send(&Msg::Start {
+            cid,
+            handler: handler.to_owned(),
+            pld: args,
+        })
+        .await?;
+        Ok(ctx)
     }
-}
 
-impl std::error::Error for DialogError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DialogError::Remote(e) => Some(e),
-            DialogError::Codec(e) => Some(e),
-            _ => None,
-        }
+    /// Accepts a dialog the peer opened, decoding its payloads under
+    /// `spec`.
+    pub fn accept(&self, incoming: Incoming, spec: &'static PldSpec) -> Context {
+        Context::new(
+            self.clone(),
+            incoming.cid,
+            incoming.rx,
+            spec,
+            incoming.handler,
+        )
     }
 }
 

@@ -9,7 +9,9 @@
 pub mod auth;
 pub mod channel;
 pub mod context;
+mod dialog_error;
 pub(crate) mod flag;
+pub mod random;
 pub mod transport;
 
 pub use channel::{CancelWatch, Channel, Incoming, IncomingDialogs, Side};

@@ -290,7 +290,7 @@ fn private_dir_in(base: &Path, prefix: &str) -> io::Result<PathBuf> {
 
 fn random_u32() -> io::Result<u32> {
     let mut b = [0u8; 4];
-    crate::ipc::auth::random_bytes(&mut b)?;
+    crate::ipc::random::random_bytes(&mut b)?;
     Ok(u32::from_ne_bytes(b))
 }
 

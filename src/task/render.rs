@@ -5,10 +5,12 @@
 //! small writes per line and formats integers through a generic padding
 //! path, which made the text of 10k tasks three times slower.
 
+use std::fmt;
+
 use super::tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
 
 /// The tree as text: one line per task and per open span.
-pub(super) fn text(tree: &TaskTree) -> String {
+fn text(tree: &TaskTree) -> String {
     let mut out = String::with_capacity(text_size(tree));
     write_text(tree, &mut out, 0);
     out
@@ -16,16 +18,39 @@ pub(super) fn text(tree: &TaskTree) -> String {
 
 /// About the room the text of `tree` takes: reserved once, so a 10k-task
 /// dump is not copied as it grows.
-pub(super) fn text_size(tree: &TaskTree) -> usize {
+fn text_size(tree: &TaskTree) -> usize {
     96 * (tree.tasks.len() + tree.spans.len())
 }
 
 /// Appends the text of `tree` to `out`, every line indented `indent`
 /// levels more (a gathered dump nests each actor's tree).
-pub(super) fn write_text(tree: &TaskTree, out: &mut String, indent: usize) {
+fn write_text(tree: &TaskTree, out: &mut String, indent: usize) {
     let mut out = Out::new(out, indent);
     for task in &tree.tasks {
         out.task(task, tree.spans_of(task));
+    }
+}
+
+impl TaskTree {
+    /// The tree as text, one line per task and per open span, indented
+    /// by nesting (what [`Display`](fmt::Display) prints).
+    pub fn to_text(&self) -> String {
+        text(self)
+    }
+
+    /// Appends the text form to `out`, every line indented `indent`
+    /// levels more: a gathered dump nests each actor's tree without
+    /// copying it line by line.
+    pub(crate) fn write_text(&self, out: &mut String, indent: usize) {
+        out.reserve(text_size(self));
+        write_text(self, out, indent);
+    }
+}
+
+impl fmt::Display for TaskTree {
+    /// One line per task and per open span, indented by nesting.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_text())
     }
 }
 

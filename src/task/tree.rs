@@ -19,14 +19,12 @@
 //! ```
 
 use std::borrow::Cow;
-use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::registry::{live, snapshot, NodeView, SpanRec, INLINE_SPANS};
-use super::render;
 
 /// A task idle this long is marked as such in dumps: its innermost
 /// spans are where it is stuck. A task in one poll this long is marked
@@ -161,20 +159,6 @@ impl TaskTree {
     /// Whether no task is tracked.
     pub fn is_empty(&self) -> bool {
         self.tasks.is_empty()
-    }
-
-    /// The tree as text, one line per task and per open span, indented
-    /// by nesting (what [`Display`](fmt::Display) prints).
-    pub fn to_text(&self) -> String {
-        render::text(self)
-    }
-
-    /// Appends the text form to `out`, every line indented `indent`
-    /// levels more: a gathered dump nests each actor's tree without
-    /// copying it line by line.
-    pub(crate) fn write_text(&self, out: &mut String, indent: usize) {
-        out.reserve(render::text_size(self));
-        render::write_text(self, out, indent);
     }
 
     /// The tree as JSON (`serde_json` of its `Serialize`), with the same
@@ -396,13 +380,6 @@ fn push_spans(spans: &[SpanRec], out: &mut Vec<SpanEntry>) {
             depth,
             leaf: todo.len() == before,
         });
-    }
-}
-
-impl fmt::Display for TaskTree {
-    /// One line per task and per open span, indented by nesting.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_text())
     }
 }
 
