@@ -3,7 +3,7 @@
 //!
 //! An actor system (the crate's own runtime, or yours, on smol or
 //! async-std, with its own spawning and IPC) implements [`Host`] and
-//! calls [`install`] once per process, early (before anything can
+//! calls [`install`](super::install) once per process, early (before anything can
 //! prompt). From then on `pause!`, `post_mortem`, the crash REPLs,
 //! [`acquire_debug_lock`](super::tty::acquire_debug_lock),
 //! [`maybe_wait_for_debugger`](super::tty::maybe_wait_for_debugger),

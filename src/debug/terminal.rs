@@ -3,7 +3,7 @@
 //! A line editor in raw mode clears `ISIG`: while a REPL reads, ctrl-c
 //! raises no SIGINT at all, and a holder that dies in raw mode would leave
 //! ctrl-c dead for every process. So the root snapshots the mode at
-//! start-up ([`snapshot`]) and puts it back ([`restore_terminal`])
+//! start-up and puts it back ([`restore_terminal`])
 //! whenever a holder releases abnormally or dies, and when it exits; a
 //! subactor that leaves mid-line cooks the terminal itself
 //! ([`leave_terminal`]).

@@ -10,13 +10,15 @@ mod pld_spec;
 mod registry;
 mod render;
 mod span;
+mod tracked;
 mod tree;
 
 pub use dump::ActorDump;
 pub use executor::{block_on, runs_tasks};
 pub use pld_spec::{current_pld_spec, decode_pld, with_pld_spec};
-pub use registry::{current_id, is_polling, spawn, spawn_on, track, Tracked};
+pub use registry::{current_id, is_polling};
 pub use span::{Instrument, Instrumented};
+pub use tracked::{spawn, spawn_on, track, Tracked};
 pub use tree::{SpanEntry, TaskEntry, TaskTree, LONG_IDLE};
 
 /// Locks `m`, ignoring poisoning. Every lock of this crate guards plain

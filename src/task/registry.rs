@@ -31,14 +31,12 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::num::NonZeroU32;
 use std::panic::Location;
-use std::pin::Pin;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+
 use std::time::Duration;
 
 use super::lock;
@@ -50,37 +48,6 @@ pub(crate) struct SpanRec {
     pub(crate) id: u32,
     pub(crate) parent: u32,
     pub(crate) what: &'static str,
-}
-
-/// A task's spans, with the id the next one gets.
-#[derive(Default)]
-struct SpanStack {
-    spans: Vec<SpanRec>,
-    next: u32,
-    /// What was last published to the node: a task that awaits the
-    /// same instrumented call in a loop publishes the same shape each
-    /// time (only the ids differ), and skips the lock then.
-    published: Vec<SpanRec>,
-    /// Whether the node shows `published` now (its `has_spans`): a
-    /// poll that leaves the same shape shown then writes nothing.
-    shown: bool,
-}
-
-/// Whether two span lists render the same: same labels, same nesting.
-#[inline]
-fn same_shape(a: &[SpanRec], b: &[SpanRec]) -> bool {
-    // One span, the usual case of a loop awaiting one labelled call: no
-    // nesting to compare.
-    if let ([x], [y]) = (a, b) {
-        return std::ptr::eq(x.what, y.what);
-    }
-    let parent_at = |spans: &[SpanRec], i: usize| {
-        let parent = spans[i].parent;
-        spans[..i].iter().position(|s| s.id == parent)
-    };
-    a.len() == b.len()
-        && (0..a.len())
-            .all(|i| std::ptr::eq(a[i].what, b[i].what) && parent_at(a, i) == parent_at(b, i))
 }
 
 /// A task as the thread that spawned it records it, in its shard's
@@ -109,17 +76,17 @@ pub(crate) struct Node {
     /// its previous task's figures until the new one claims it, at its
     /// first pending poll: until then readers take the task as idle since
     /// its birth.
-    of: AtomicU64,
-    polls: AtomicU64,
-    busy_ns: AtomicU64,
+    pub(super) of: AtomicU64,
+    pub(super) polls: AtomicU64,
+    pub(super) busy_ns: AtomicU64,
     /// [`now_ns`] when the last poll ended.
-    since_ns: AtomicU64,
+    pub(super) since_ns: AtomicU64,
     /// Whether the task has open spans: when not, `spans` is stale and
     /// readers skip it.
-    has_spans: AtomicBool,
+    pub(super) has_spans: AtomicBool,
     /// The spans as of the end of the last poll that changed them; the
     /// task's working copy lives in its [`Tracked`] future.
-    spans: Mutex<Published>,
+    pub(super) spans: Mutex<Published>,
 }
 
 /// Spans kept in the task's node itself when there are few: a dump
@@ -127,7 +94,7 @@ pub(crate) struct Node {
 pub(crate) const INLINE_SPANS: usize = 4;
 
 #[derive(Default)]
-struct Published {
+pub(super) struct Published {
     inline: [SpanRec; INLINE_SPANS],
     len: usize,
     /// All of them, when they do not fit inline.
@@ -135,7 +102,7 @@ struct Published {
 }
 
 impl Published {
-    fn set(&mut self, spans: &[SpanRec]) {
+    pub(super) fn set(&mut self, spans: &[SpanRec]) {
         self.len = spans.len();
         if spans.len() <= INLINE_SPANS {
             self.inline[..spans.len()].copy_from_slice(spans);
@@ -235,27 +202,27 @@ static REGISTRY: [Padded; SHARDS] = [const {
     }
 }; SHARDS];
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+pub(super) static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The tasks one thread is polling. Only that thread writes here, and
 /// dumps read it: a poll's start then writes a line the thread owns, not
 /// the task's entry, which is the spawning thread's, nor its node.
 #[repr(align(128))]
-struct Polling {
+pub(super) struct Polling {
     /// The task whose poll is innermost (0: none), and [`now_ns`] when
     /// that poll began.
-    task: AtomicU64,
-    since: AtomicU64,
+    pub(super) task: AtomicU64,
+    pub(super) since: AtomicU64,
     /// Tasks whose polls a nested one is running inside (a task polled
     /// by a nested `block_on`), outermost first, with their poll starts.
-    outer: Mutex<Vec<(u64, u64)>>,
+    pub(super) outer: Mutex<Vec<(u64, u64)>>,
 }
 
 impl Polling {
     /// A poll starts inside task `outer`'s, which began at `since`.
     #[cold]
     #[inline(never)]
-    fn nest(&self, outer: u64, since: u64) {
+    pub(super) fn nest(&self, outer: u64, since: u64) {
         lock(&self.outer).push((outer, since));
     }
 
@@ -263,7 +230,7 @@ impl Polling {
     /// `since`, is the innermost again (its task is stored next).
     #[cold]
     #[inline(never)]
-    fn unnest(&self, since: u64) {
+    pub(super) fn unnest(&self, since: u64) {
         lock(&self.outer).pop();
         self.since.store(since, Relaxed);
     }
@@ -286,7 +253,7 @@ thread_local! {
     /// polled. Plain cells with no destructor, so reading them is a load
     /// from the thread's block: the whole cost of `instrument` outside a
     /// tracked task, and of re-entering a span.
-    static HERE: Here = const {
+    pub(super) static HERE: Here = const {
         Here {
             task: Cell::new(0),
             current: Cell::new(0),
@@ -301,27 +268,27 @@ thread_local! {
     /// from [`HERE`], which must stay destructor-free to stay cheap.
     static GIVE_BACK: GiveBack = const { GiveBack(Cell::new(None)) };
     /// The open spans of the task this thread polls.
-    static STACK: RefCell<Vec<SpanRec>> = const { RefCell::new(Vec::new()) };
+    pub(super) static STACK: RefCell<Vec<SpanRec>> = const { RefCell::new(Vec::new()) };
 }
 
-struct Here {
+pub(super) struct Here {
     /// The task being polled (0: none).
-    task: Cell<u64>,
+    pub(super) task: Cell<u64>,
     /// The span whose future is being polled (0: the task's own body).
-    current: Cell<u32>,
+    pub(super) current: Cell<u32>,
     /// The id the task's next span gets.
-    next: Cell<u32>,
+    pub(super) next: Cell<u32>,
     /// Whether a span opened or closed during this poll.
-    dirty: Cell<bool>,
+    pub(super) dirty: Cell<bool>,
     /// [`now_ns`] when the poll of `task` began (0: not known): the
     /// birth time of the tasks it spawns, which spares a clock read per
     /// spawn. The clock's grain is a few milliseconds, coarser than most
     /// polls.
-    since: Cell<u64>,
+    pub(super) since: Cell<u64>,
     /// The shard this thread registers in (`u32::MAX`: not chosen yet).
-    shard: Cell<u32>,
+    pub(super) shard: Cell<u32>,
     /// Where this thread shows what it polls (`None`: not given yet).
-    polling: Cell<Option<&'static Polling>>,
+    pub(super) polling: Cell<Option<&'static Polling>>,
 }
 
 struct GiveBack(Cell<Option<&'static Polling>>);
@@ -339,7 +306,7 @@ impl Drop for GiveBack {
 
 /// Gives this thread a [`Polling`].
 #[cold]
-fn take_polling() -> &'static Polling {
+pub(super) fn take_polling() -> &'static Polling {
     let slot = {
         let mut threads = lock(&THREADS);
         match threads.free.pop() {
@@ -398,7 +365,7 @@ fn my_shard() -> u32 {
 /// programs run under valgrind (rustix issue 1559), and a debugging crate
 /// must not break the other debuggers.
 #[allow(unsafe_code)]
-fn now_ns() -> u64 {
+pub(super) fn now_ns() -> u64 {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -417,7 +384,7 @@ fn now_ns() -> u64 {
 /// When a task born now was born: the spawning task's poll start, or
 /// the clock outside a tracked poll.
 #[inline]
-fn birth_time() -> u64 {
+pub(super) fn birth_time() -> u64 {
     match HERE.with(|h| h.since.get()) {
         0 => now_ns(),
         since => since,
@@ -442,7 +409,7 @@ pub fn is_polling(id: u64) -> bool {
 /// small-chunk bins. Stored plus one, so that an `Option<Slot>` takes
 /// no more room.
 #[derive(Clone, Copy)]
-struct Slot(NonZeroU32);
+pub(super) struct Slot(NonZeroU32);
 
 impl Slot {
     fn new(shard: u32, index: u32) -> Self {
@@ -464,12 +431,12 @@ impl Slot {
 }
 
 /// What a new task's entry says.
-struct Birth {
-    id: u64,
-    name: Cow<'static, str>,
-    parent: Option<u64>,
-    site: &'static Location<'static>,
-    now: u64,
+pub(super) struct Birth {
+    pub(super) id: u64,
+    pub(super) name: Cow<'static, str>,
+    pub(super) parent: Option<u64>,
+    pub(super) site: &'static Location<'static>,
+    pub(super) now: u64,
 }
 
 impl Node {
@@ -500,7 +467,7 @@ impl Node {
 /// Registers a task in this thread's shard: writes its entry there, and
 /// nothing else. The task's future asks for its node (see
 /// [`Task::node`]) only when it first stays pending.
-fn register(b: Birth) -> Slot {
+pub(super) fn register(b: Birth) -> Slot {
     let shard = my_shard();
     let home = &REGISTRY[shard as usize];
     let mut s = lock(&home.shard);
@@ -539,7 +506,7 @@ fn register(b: Birth) -> Slot {
 
 /// The node of task `id` in `slot`, claimed for it.
 #[cold]
-fn fetch(id: u64, slot: Option<Slot>) -> Arc<Node> {
+pub(super) fn fetch(id: u64, slot: Option<Slot>) -> Arc<Node> {
     let slot = slot.expect("only a registered task asks for its node");
     let home = &REGISTRY[slot.shard() as usize];
     let node = lock(&home.shard).slots[slot.index()].node.clone();
@@ -551,7 +518,7 @@ fn fetch(id: u64, slot: Option<Slot>) -> Arc<Node> {
 /// Takes a task out of the registry. A task another thread finishes is
 /// freed by its shard's thread later; readers take the finished ones
 /// back before they read (see [`snapshot`]).
-fn deregister(slot: Slot) {
+pub(super) fn deregister(slot: Slot) {
     let home = &REGISTRY[slot.shard() as usize];
     if slot.shard() == my_shard() {
         lock(&home.shard).free(slot.index() as u32);
@@ -660,563 +627,5 @@ pub(crate) fn snapshot<T>(live: usize, mut make: impl FnMut(NodeView<'_>) -> T) 
     out
 }
 
-/// Wraps `fut` so it is registered as a task named `name`, a child of the
-/// tracked task running here (if any), spawned from the caller's
-/// location. Spawn the result on any executor; [`spawn`] and [`spawn_on`]
-/// do it for smol.
-///
-/// ```
-/// use smol_devx::task;
-///
-/// // async-std, or any executor: wrap, then spawn as usual.
-/// let answer = async_std::task::block_on(task::track("answer", async { 42 }));
-/// assert_eq!(answer, 42);
-/// ```
-#[track_caller]
-pub fn track<F: Future>(name: impl Into<Cow<'static, str>>, fut: F) -> Tracked<F> {
-    let id = NEXT_ID.fetch_add(1, Relaxed);
-    let slot = register(Birth {
-        id,
-        name: name.into(),
-        parent: current_id(),
-        site: Location::caller(),
-        now: birth_time(),
-    });
-    Tracked {
-        task: Task {
-            id,
-            node: None,
-            slot: Some(slot),
-            stack: None,
-        },
-        fut: Some(fut),
-    }
-}
-
-/// Spawns a tracked task: on this thread's local executor inside
-/// [`block_on`](super::block_on) (where every actor runs), else on smol's
-/// global executor.
-///
-/// ```
-/// let t = smol_devx::task::spawn("add", async { 1 + 1 });
-/// assert_eq!(smol::block_on(t), 2);
-/// ```
-#[track_caller]
-pub fn spawn<T: Send + 'static>(
-    name: impl Into<Cow<'static, str>>,
-    fut: impl Future<Output = T> + Send + 'static,
-) -> smol::Task<T> {
-    super::executor::spawn(track(name, fut))
-}
-
-/// Spawns a tracked task on the executor `ex`.
-///
-/// ```
-/// let ex = smol::Executor::new();
-/// let t = smol_devx::task::spawn_on(&ex, "add", async { 1 + 1 });
-/// assert_eq!(smol::block_on(ex.run(t)), 2);
-/// ```
-#[track_caller]
-pub fn spawn_on<'a, T: Send + 'a>(
-    ex: &smol::Executor<'a>,
-    name: impl Into<Cow<'static, str>>,
-    fut: impl Future<Output = T> + Send + 'a,
-) -> smol::Task<T> {
-    ex.spawn(track(name, fut))
-}
-
-pin_project_lite::pin_project! {
-    /// A future registered as a task; see [`track`].
-    #[must_use = "futures do nothing unless polled"]
-    pub struct Tracked<F> {
-        task: Task,
-        #[pin]
-        fut: Option<F>,
-    }
-
-    impl<F> PinnedDrop for Tracked<F> {
-        fn drop(this: Pin<&mut Self>) {
-            let mut this = this.project();
-            if this.fut.is_some() {
-                // Destructors of a task dropped mid-flight run as that
-                // task, so spans they close are found.
-                let _frame = Entered::enter(this.task, 0);
-                this.fut.set(None);
-            }
-            if let Some(slot) = this.task.slot.take() {
-                deregister(slot);
-            }
-        }
-    }
-}
-
-/// What a [`Tracked`] knows of its task, apart from its future.
-struct Task {
-    id: u64,
-    /// The task's node, once it stayed pending (see [`register`]).
-    node: Option<Arc<Node>>,
-    /// `None` once the task left the registry.
-    slot: Option<Slot>,
-    /// Made at the first span the task opens: most tasks open none, and
-    /// a smaller future is a cheaper task allocation.
-    stack: Option<Box<SpanStack>>,
-}
-
-impl Task {
-    /// The task's node, taken from its shard and claimed the first time.
-    #[inline]
-    fn node(&mut self) -> &Node {
-        let (id, slot) = (self.id, self.slot);
-        self.node.get_or_insert_with(|| fetch(id, slot))
-    }
-}
-
-/// This thread's current task and frame swapped to a task's for as long
-/// as it lives; the previous ones come back on drop, also when the poll
-/// panics (a task polled inside another's poll, by a nested `block_on`,
-/// nests the same way). On the way out, spans changed by the poll are
-/// published to the task's node: one short lock per poll that changed
-/// them, none when the task has no spans left.
-struct Entered<'a> {
-    task: &'a mut Task,
-    saved: (u64, u32, u32, bool, u64),
-    saved_spans: Vec<SpanRec>,
-}
-
-impl<'a> Entered<'a> {
-    /// `since`: when this poll began (0 for a destructor's run, which is
-    /// not shown as a poll).
-    #[inline(always)]
-    fn enter(task: &'a mut Task, since: u64) -> Self {
-        let (spans, next) = match &mut task.stack {
-            Some(stack) => (std::mem::take(&mut stack.spans), stack.next),
-            None => (Vec::new(), 0),
-        };
-        let (saved, polling) = HERE.with(|h| {
-            (
-                (
-                    h.task.replace(task.id),
-                    h.current.replace(0),
-                    h.next.replace(next),
-                    h.dirty.replace(false),
-                    h.since.replace(since),
-                ),
-                h.polling.get(),
-            )
-        });
-        // A destructor's run (`since` 0) is not shown as a poll.
-        if since != 0 {
-            let polling = polling.unwrap_or_else(take_polling);
-            let (outer, outer_since) = (saved.0, saved.4);
-            if outer != 0 && outer_since != 0 {
-                polling.nest(outer, outer_since);
-            }
-            polling.since.store(since, Relaxed);
-            polling.task.store(task.id, Release);
-        }
-        let saved_spans = STACK.with(|s| s.replace(spans));
-        Self {
-            task,
-            saved,
-            saved_spans,
-        }
-    }
-}
-
-impl Drop for Entered<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        let (task, current, next, dirty, since) = self.saved;
-        let (next, dirty, shown) = HERE.with(|h| {
-            h.task.set(task);
-            h.current.set(current);
-            // Shown when it began at a time (see `enter`).
-            let shown = h.since.replace(since) != 0;
-            (
-                h.next.replace(next),
-                h.dirty.replace(dirty),
-                h.polling.get().filter(|_| shown),
-            )
-        });
-        if let Some(polling) = shown {
-            if task != 0 && since != 0 {
-                polling.unnest(since);
-            }
-            let shown = if since != 0 { task } else { 0 };
-            polling.task.store(shown, Release);
-        }
-        let spans = STACK.with(|s| s.replace(std::mem::take(&mut self.saved_spans)));
-        let t = &mut *self.task;
-        if t.stack.is_none() && spans.capacity() == 0 {
-            // No span ever opened: nothing to keep or publish.
-            return;
-        }
-        let stack = &mut **t.stack.get_or_insert_with(Box::default);
-        (stack.spans, stack.next) = (spans, next);
-        if !dirty {
-            return;
-        }
-        if stack.spans.is_empty() {
-            if std::mem::take(&mut stack.shown) {
-                if let Some(node) = t.node.as_deref() {
-                    node.has_spans.store(false, Relaxed);
-                }
-            }
-        } else if !(stack.shown && same_shape(&stack.spans, &stack.published)) {
-            // Taken out to borrow the node beside it.
-            let mut stack = t.stack.take().unwrap_or_default();
-            let node = t.node();
-            if !same_shape(&stack.spans, &stack.published) {
-                lock(&node.spans).set(&stack.spans);
-                stack.published.clear();
-                stack.published.extend_from_slice(&stack.spans);
-            }
-            node.has_spans.store(true, Relaxed);
-            stack.shown = true;
-            t.stack = Some(stack);
-        }
-    }
-}
-
-impl<F: Future> Future for Tracked<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let mut this = self.project();
-        let start = now_ns();
-        let out = {
-            let _frame = Entered::enter(this.task, start);
-            let fut = this
-                .fut
-                .as_mut()
-                .as_pin_mut()
-                .expect("`Tracked` polled after completion");
-            let out = fut.poll(cx);
-            if out.is_ready() {
-                this.fut.set(None);
-            }
-            out
-        };
-        if out.is_ready() {
-            // Finished tasks leave now, not when the executor drops them;
-            // their figures are never read again, so the clock is not
-            // read for them either.
-            if let Some(slot) = this.task.slot.take() {
-                deregister(slot);
-            }
-            return out;
-        }
-        let end = now_ns();
-        let node = this.task.node();
-        node.busy_ns.store(
-            node.busy_ns.load(Relaxed) + end.saturating_sub(start),
-            Relaxed,
-        );
-        node.polls.store(node.polls.load(Relaxed) + 1, Relaxed);
-        node.since_ns.store(end, Relaxed);
-        out
-    }
-}
-
-/// Opens span `what` in the task polled on this thread, under the span
-/// being polled, and makes it the one being polled. `None` outside a
-/// tracked task; else the task, the span, and the span to restore with
-/// [`leave_span`].
-#[inline]
-pub(crate) fn open_span(what: &'static str) -> Option<(u64, u32, u32)> {
-    let (task, id, parent) = HERE.with(|h| {
-        let task = h.task.get();
-        if task == 0 {
-            return None;
-        }
-        let id = h.next.get().wrapping_add(1).max(1);
-        h.next.set(id);
-        h.dirty.set(true);
-        Some((task, id, h.current.replace(id)))
-    })?;
-    STACK.with(|s| {
-        s.try_borrow_mut()
-            .ok()
-            .map(|mut s| s.push(SpanRec { id, parent, what }))
-    })?;
-    Some((task, id, parent))
-}
-
-/// Makes `span` of `task` the one being polled; returns the previous one
-/// for [`leave_span`]. `None` when `task` is not the one polled here.
-#[inline]
-pub(crate) fn enter_span(task: u64, span: u32) -> Option<u32> {
-    HERE.with(|h| (h.task.get() == task).then(|| h.current.replace(span)))
-}
-
-/// Restores the span being polled to `prev` and, when `close` is set,
-/// closes `span`; called right after the span's own poll, so by the task
-/// that entered it.
-#[inline]
-pub(crate) fn leave_span(span: u32, prev: u32, close: bool) {
-    HERE.with(|h| {
-        h.current.set(prev);
-        if close {
-            h.dirty.set(true);
-        }
-    });
-    if close {
-        remove(span);
-    }
-}
-
-/// Closes `span` of `task`, when that task is the one polled here (a
-/// span's future dropped elsewhere leaves with its task). Only a future
-/// dropped mid-flight gets here: out of line, so the check before it
-/// inlines wherever an instrumented future is dropped.
-#[cold]
-#[inline(never)]
-pub(crate) fn close_span(task: u64, span: u32) {
-    let here = HERE.with(|h| {
-        let here = h.task.get() == task;
-        if here {
-            h.dirty.set(true);
-        }
-        here
-    });
-    if here {
-        remove(span);
-    }
-}
-
-#[inline(always)]
-fn remove(span: u32) {
-    STACK.with(|s| {
-        let Ok(mut spans) = s.try_borrow_mut() else {
-            return;
-        };
-        // Nearly always the last one: spans close innermost first.
-        if spans.last().is_some_and(|s| s.id == span) {
-            spans.pop();
-        } else {
-            remove_inner(&mut spans, span);
-        }
-    })
-}
-
-/// A span closed before one opened after it (a future of a `join`).
-#[cold]
-#[inline(never)]
-fn remove_inner(spans: &mut Vec<SpanRec>, span: u32) {
-    if let Some(i) = spans.iter().rposition(|s| s.id == span) {
-        spans.remove(i);
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What the tests look at of one task.
-    struct Seen {
-        id: u64,
-        name: Cow<'static, str>,
-        parent: Option<u64>,
-        polls: u64,
-        polling: bool,
-        site: &'static Location<'static>,
-        spans: Vec<SpanRec>,
-    }
-
-    fn seen_all() -> Vec<Seen> {
-        snapshot(live(), |v| Seen {
-            id: v.id,
-            name: v.name.clone(),
-            parent: v.parent,
-            polls: v.polls,
-            polling: v.polling,
-            site: v.site,
-            spans: v.spans.to_vec(),
-        })
-    }
-
-    fn find(id: u64) -> Option<Seen> {
-        seen_all().into_iter().find(|n| n.id == id)
-    }
-
-    #[test]
-    fn a_task_is_registered_until_it_ends() {
-        let fut = track("short", async { current_id() });
-        let id = fut.task.id;
-        let view = find(id).expect("registered at creation");
-        assert_eq!(view.name, "short");
-        assert_eq!(view.polls, 0);
-        assert!(view.site.file().ends_with("registry.rs"));
-        let seen = smol::block_on(fut);
-        assert_eq!(seen, Some(id), "the task sees itself as current");
-        assert!(find(id).is_none(), "finished tasks leave");
-        assert_eq!(current_id(), None);
-    }
-
-    #[test]
-    fn a_task_polled_inside_another_s_poll_shows_both_polling() {
-        let outer = track("outer-poll", async {
-            let outer = current_id().unwrap();
-            let inner = track("inner-poll", async move {
-                let inner = current_id().unwrap();
-                (
-                    is_polling(outer),
-                    is_polling(inner),
-                    find(outer).map(|v| v.polling),
-                )
-            });
-            // A nested `block_on`, as sync code called from a task does.
-            let seen = smol::block_on(inner);
-            (seen, is_polling(outer), find(outer).map(|v| v.polling))
-        });
-        let ((outer_seen, inner_seen, outer_view), after, view_after) = smol::block_on(outer);
-        assert!(
-            outer_seen && inner_seen,
-            "both poll: the outer one waits in its poll"
-        );
-        assert_eq!(outer_view, Some(true));
-        assert!(after, "still in its own poll once the inner one ended");
-        assert_eq!(view_after, Some(true));
-    }
-
-    #[test]
-    fn a_thread_s_polling_slot_is_reused_once_it_ends() {
-        let made = || lock(&THREADS).all.len();
-        let run = || {
-            std::thread::spawn(|| smol::block_on(track("on-a-thread", async { current_id() })))
-                .join()
-                .unwrap()
-        };
-        run();
-        let before = made();
-        // Other tests' threads may take slots meanwhile, but 20 threads
-        // one after the other need at most one more each of those.
-        for _ in 0..20 {
-            assert!(run().is_some());
-        }
-        assert!(made() < before + 20, "{before} -> {}", made());
-    }
-
-    #[test]
-    fn a_task_is_polling_only_during_its_polls() {
-        let mut fut = Box::pin(track("polling-test", async {
-            let me = current_id().unwrap();
-            let during = is_polling(me);
-            smol::future::yield_now().await;
-            (me, during)
-        }));
-        let id = fut.task.id;
-        assert!(!is_polling(id), "not polled yet");
-        assert!(smol::block_on(smol::future::poll_once(&mut fut)).is_none());
-        assert!(!is_polling(id), "between polls");
-        let (me, during) = smol::block_on(fut);
-        assert_eq!(me, id);
-        assert!(during);
-        assert!(!is_polling(id), "finished");
-    }
-
-    #[test]
-    fn children_name_their_spawner_as_parent() {
-        let (parent, child_parent) = smol::block_on(track("parent", async {
-            let me = current_id();
-            let child = spawn("child", async {
-                smol::future::yield_now().await;
-                current_id().and_then(find).and_then(|v| v.parent)
-            });
-            (me, child.await)
-        }));
-        assert!(parent.is_some());
-        assert_eq!(child_parent, parent);
-    }
-
-    #[test]
-    fn span_lists_compare_by_labels_and_nesting_not_ids() {
-        let rec = |id, parent, what| SpanRec { id, parent, what };
-        let a = [rec(1, 0, "outer"), rec(2, 1, "inner")];
-        let b = [rec(7, 0, "outer"), rec(9, 7, "inner")];
-        let flat = [rec(7, 0, "outer"), rec(9, 0, "inner")];
-        let other = [rec(1, 0, "outer"), rec(2, 1, "other")];
-        assert!(same_shape(&a, &b));
-        assert!(!same_shape(&a, &flat));
-        assert!(!same_shape(&a, &other));
-        assert!(!same_shape(&a, &a[..1]));
-    }
-
-    #[test]
-    fn a_span_awaited_in_a_loop_shows_each_time() {
-        use crate::task::Instrument;
-        let (tx, rx) = async_channel::bounded::<()>(1);
-        let task = spawn("looping-span-test", async move {
-            for _ in 0..3 {
-                if rx.recv().instrument("next item").await.is_err() {
-                    break;
-                }
-            }
-        });
-        let id = loop {
-            let found = seen_all()
-                .into_iter()
-                .find(|v| v.name == "looping-span-test");
-            if let Some(v) = found {
-                break v.id;
-            }
-            std::thread::yield_now();
-        };
-        for _ in 0..3 {
-            // Idle in the span (published, maybe by the skip path).
-            let deadline = std::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                let spans = find(id).map(|v| v.spans).unwrap_or_default();
-                if spans.len() == 1 && spans[0].what == "next item" {
-                    break;
-                }
-                assert!(std::time::Instant::now() < deadline, "{spans:?}");
-                std::thread::yield_now();
-            }
-            smol::block_on(tx.send(())).unwrap();
-        }
-        smol::block_on(task);
-    }
-
-    #[test]
-    fn tasks_finished_on_another_thread_leave_and_give_their_slots_back() {
-        // On a thread of its own, so that it has a shard of its own.
-        std::thread::spawn(|| {
-            let shard = my_shard() as usize;
-            let mut ids = Vec::new();
-            for _ in 0..10 {
-                let tasks: Vec<_> = (0..100)
-                    .map(|i| track("finished-elsewhere", async move { i }))
-                    .collect();
-                ids = tasks.iter().map(|t| t.task.id).collect();
-                std::thread::spawn(move || {
-                    for t in tasks {
-                        smol::block_on(t);
-                    }
-                })
-                .join()
-                .unwrap();
-            }
-            // Spawns here took them back: without, the shard would hold
-            // 1,000 slots.
-            let slots = lock(&REGISTRY[shard].shard).slots.len();
-            assert!(slots <= 200, "{slots} slots");
-            let seen = seen_all();
-            assert!(ids.iter().all(|id| seen.iter().all(|v| v.id != *id)));
-        })
-        .join()
-        .unwrap();
-    }
-
-    #[test]
-    fn a_dropped_task_leaves_the_registry() {
-        let mut fut = Box::pin(track("forever", smol::future::pending::<()>()));
-        let id = fut.task.id;
-        assert!(smol::block_on(smol::future::poll_once(&mut fut)).is_none());
-        let view = find(id).unwrap();
-        assert_eq!(view.polls, 1);
-        assert!(!view.polling);
-        drop(fut);
-        assert!(find(id).is_none());
-    }
-}
+mod tests;

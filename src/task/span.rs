@@ -24,7 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::registry::{close_span, enter_span, leave_span, open_span};
+use super::registry::{SpanRec, HERE, STACK};
 
 /// Adds [`instrument`](Instrument::instrument) to every future.
 pub trait Instrument: Future + Sized {
@@ -103,5 +103,95 @@ impl<F: Future> Future for Instrumented<F> {
             open.span = 0;
         }
         out
+    }
+}
+
+/// Opens span `what` in the task polled on this thread, under the span
+/// being polled, and makes it the one being polled. `None` outside a
+/// tracked task; else the task, the span, and the span to restore with
+/// [`leave_span`].
+#[inline]
+pub(crate) fn open_span(what: &'static str) -> Option<(u64, u32, u32)> {
+    let (task, id, parent) = HERE.with(|h| {
+        let task = h.task.get();
+        if task == 0 {
+            return None;
+        }
+        let id = h.next.get().wrapping_add(1).max(1);
+        h.next.set(id);
+        h.dirty.set(true);
+        Some((task, id, h.current.replace(id)))
+    })?;
+    STACK.with(|s| {
+        s.try_borrow_mut()
+            .ok()
+            .map(|mut s| s.push(SpanRec { id, parent, what }))
+    })?;
+    Some((task, id, parent))
+}
+
+/// Makes `span` of `task` the one being polled; returns the previous one
+/// for [`leave_span`]. `None` when `task` is not the one polled here.
+#[inline]
+pub(crate) fn enter_span(task: u64, span: u32) -> Option<u32> {
+    HERE.with(|h| (h.task.get() == task).then(|| h.current.replace(span)))
+}
+
+/// Restores the span being polled to `prev` and, when `close` is set,
+/// closes `span`; called right after the span's own poll, so by the task
+/// that entered it.
+#[inline]
+pub(crate) fn leave_span(span: u32, prev: u32, close: bool) {
+    HERE.with(|h| {
+        h.current.set(prev);
+        if close {
+            h.dirty.set(true);
+        }
+    });
+    if close {
+        remove(span);
+    }
+}
+
+/// Closes `span` of `task`, when that task is the one polled here (a
+/// span's future dropped elsewhere leaves with its task). Only a future
+/// dropped mid-flight gets here: out of line, so the check before it
+/// inlines wherever an instrumented future is dropped.
+#[cold]
+#[inline(never)]
+pub(crate) fn close_span(task: u64, span: u32) {
+    let here = HERE.with(|h| {
+        let here = h.task.get() == task;
+        if here {
+            h.dirty.set(true);
+        }
+        here
+    });
+    if here {
+        remove(span);
+    }
+}
+
+#[inline(always)]
+fn remove(span: u32) {
+    STACK.with(|s| {
+        let Ok(mut spans) = s.try_borrow_mut() else {
+            return;
+        };
+        // Nearly always the last one: spans close innermost first.
+        if spans.last().is_some_and(|s| s.id == span) {
+            spans.pop();
+        } else {
+            remove_inner(&mut spans, span);
+        }
+    })
+}
+
+/// A span closed before one opened after it (a future of a `join`).
+#[cold]
+#[inline(never)]
+fn remove_inner(spans: &mut Vec<SpanRec>, span: u32) {
+    if let Some(i) = spans.iter().rposition(|s| s.id == span) {
+        spans.remove(i);
     }
 }

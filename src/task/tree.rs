@@ -679,10 +679,10 @@ mod tests {
     #[test]
     fn instrument_outside_a_tracked_task_records_nothing() {
         // Nothing to record into: no span opens, and the future just runs.
-        assert_eq!(super::super::registry::open_span("untracked"), None);
+        assert_eq!(super::super::span::open_span("untracked"), None);
         let outside = future::block_on(
             async {
-                let inner = super::super::registry::open_span("inner");
+                let inner = super::super::span::open_span("inner");
                 (inner, 5)
             }
             .instrument("untracked"),
@@ -690,7 +690,7 @@ mod tests {
         assert_eq!(outside, (None, 5));
         // The same inside a tracked task does open one.
         let inside = future::block_on(track("opens-span-test", async {
-            super::super::registry::open_span("inner").is_some()
+            super::super::span::open_span("inner").is_some()
         }));
         assert!(inside);
     }
