@@ -1,7 +1,7 @@
 //! Spawning subactor processes and supervising them: results, errors that
 //! climb, one-cancels-all, graceful-then-forceful cancellation, reaping.
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +12,13 @@ use smol::channel::{unbounded, Receiver, Sender};
 use smol::future::FutureExt;
 use smol::lock::OnceCell;
 
+use super::portal::Portal;
+use super::process::{kill, kill_and_reap, prepare_child};
+use super::serve::serve_dialogs;
 use super::{env, Actor, LiveChild};
 use crate::codec::{encode_pld, CodecError, PldSpec};
 use crate::ipc::random::new_uuid;
-use crate::ipc::{Channel, Context, DialogError, Transport};
+use crate::ipc::{Channel, DialogError, Transport};
 use crate::msg::{ActorUid, Cid, Msg, Pld, RemoteError};
 use crate::task::{self, lock, Instrument};
 
@@ -58,42 +61,6 @@ impl ActorSpec {
 /// A child of a [`Nursery`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ChildId(usize);
-
-/// The way to a child's handlers: opens dialogs on its connection.
-#[derive(Clone, Debug)]
-pub struct Portal {
-    pub(super) chan: Channel,
-}
-
-impl Portal {
-    /// The child's identity.
-    pub fn uid(&self) -> &ActorUid {
-        self.chan.peer()
-    }
-
-    /// Opens a dialog with the child's handler `handler`.
-    pub async fn open<A: Serialize>(
-        &self,
-        handler: &str,
-        args: &A,
-        spec: &'static PldSpec,
-    ) -> Result<Context, DialogError> {
-        let args = encode_pld(args).map_err(DialogError::Codec)?;
-        self.chan.open(handler, args, spec).await
-    }
-
-    /// Runs the child's handler `handler` and returns its result.
-    pub async fn run<A: Serialize, R: DeserializeOwned>(
-        &self,
-        handler: &str,
-        args: &A,
-    ) -> Result<R, DialogError> {
-        self.open(handler, args, &PldSpec::ANY)
-            .await?
-            .result()
-            .await
-    }
-}
 
 struct Child {
     uid: ActorUid,
@@ -279,7 +246,7 @@ impl Nursery {
             return Err(self.fail(&format!("{uid} never connected"), "exited or timed out"));
         };
         // A child's own requests are served like any peer's.
-        super::serve_dialogs(self.actor.clone(), chan.clone(), incoming);
+        serve_dialogs(self.actor.clone(), chan.clone(), incoming);
         // Remembered before its entry starts: once the entry runs, signals
         // and dumps relayed through this actor reach the child.
         self.actor.remember_child(LiveChild {
@@ -481,18 +448,6 @@ async fn within<T>(limit: Duration, fut: impl std::future::Future<Output = T>) -
         .await
 }
 
-fn os_pid(pid: u32) -> Option<rustix::process::Pid> {
-    i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-}
-
-/// Sends `signal` to process `pid`.
-pub(super) fn kill(pid: u32, signal: rustix::process::Signal) -> std::io::Result<()> {
-    let pid = os_pid(pid).ok_or_else(|| std::io::Error::other(format!("no such pid {pid}")))?;
-    Ok(rustix::process::kill_process(pid, signal)?)
-}
-
 impl Drop for Nursery {
     // No await here. A child that holds or waits for the tree lock (the
     // root knows) is left to a task that waits for the debugger first,
@@ -541,43 +496,5 @@ impl Drop for Nursery {
             }
         })
         .detach();
-    }
-}
-
-/// SIGKILLs a child, reaps it, and removes what its death left behind.
-fn kill_and_reap(pid: u32) {
-    let _ = kill(pid, rustix::process::Signal::KILL);
-    if let Some(pid) = os_pid(pid) {
-        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
-    }
-    crate::ipc::transport::remove_dirs_of(pid);
-}
-
-/// Prepares the child between fork and exec:
-/// - it ignores SIGINT: a ctrl-c at the terminal reaches the whole
-///   foreground process group, and children stay in the root's group (in
-///   their own, they would be stopped on reading the terminal); the root
-///   supervises them instead;
-/// - it gets SIGTERM when its parent dies, even when its own threads are
-///   too stuck to notice the closed connection: no process outlives the
-///   root. SIGTERM, not SIGKILL: a child that holds the REPL puts the
-///   terminal back in cooked mode first (the debugger's watcher; without
-///   one, SIGTERM ends it as SIGKILL would).
-#[allow(unsafe_code)]
-fn prepare_child(cmd: &mut std::process::Command) {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: between fork and exec only async-signal-safe calls are
-    // allowed; signal(2), prctl(2), getppid(2) and _exit(2) are, and the
-    // closure allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::signal(libc::SIGINT, libc::SIG_IGN);
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            // The parent may have died before the line above took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
     }
 }

@@ -1,0 +1,113 @@
+//! The REPL's tests: commands, frames, limits, on scripted input.
+
+use super::*;
+
+fn session() -> Session {
+    Session {
+        kind: Kind::Pause,
+        actor: ActorUid::new("breakpoint_forever", "b1"),
+        location: Some(Location {
+            file: file!(),
+            line: line!(),
+        }),
+        values: vec![("x", "42".into()), ("name", "\"bob\"".into())],
+        error: vec![],
+        backtrace: "   0: std::backtrace::Backtrace::force_capture\n             at /rustc/x/library/std/src/backtrace.rs:312:9\n   1: smol_devx::debug::pause::pause\n   2: my_app::handler\n             at examples/app.rs:12:5\n   3: async_task::raw::RawTask::run\n".into(),
+        waiting: vec![ActorUid::new("name_error", "n"), ActorUid::new("spawn_error", "s")],
+        lock_state: std::sync::Arc::new(|| "tree lock held by ('breakpoint_forever', 'b1')".into()),
+        task: None,
+    }
+}
+
+fn drive(script: &str) -> (Outcome, String) {
+    let mut out = Vec::new();
+    let outcome = run(&session(), &mut Script::new(script), &mut out).unwrap();
+    (outcome, String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn banner_then_commands_then_continue() {
+    let (outcome, out) = drive("p x; p nope; bt; lock; c; p x");
+    assert_eq!(outcome, Outcome::Continue);
+    let header = format!("{PAUSE_MSG} ('breakpoint_forever', 'b1')");
+    assert!(out.starts_with(&header), "{out}");
+    assert!(
+        out.contains("2 actors waiting for the terminal: name_error, spawn_error"),
+        "{out}"
+    );
+    assert!(out.contains("(devx) p x\nx = 42"), "{out}");
+    assert!(
+        out.contains("*** no value named \"nope\" (captured: x, name)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  my_app::handler\n      at examples/app.rs:12:5"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("async_task::raw"),
+        "runtime frame shown: {out}"
+    );
+    assert!(out.contains("(3 runtime frames hidden"), "{out}");
+    assert!(out.contains("tree lock held by"), "{out}");
+    // Nothing after `c` runs.
+    assert_eq!(out.matches("x = 42").count(), 1, "{out}");
+}
+
+#[test]
+fn bt_full_shows_everything_and_q_quits() {
+    let (outcome, out) = drive("bt full; q");
+    assert_eq!(outcome, Outcome::Quit);
+    assert!(out.contains("async_task::raw::RawTask::run"), "{out}");
+    assert!(!out.contains("hidden"), "{out}");
+}
+
+#[test]
+fn list_shows_the_pause_line_and_eof_continues() {
+    let (outcome, out) = drive("l");
+    assert_eq!(outcome, Outcome::Continue);
+    // The marked line is the one `session()` recorded as its location.
+    let marked: Vec<&str> = out.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(marked.len(), 1, "{out}");
+    assert!(marked[0].contains("line: line!(),"), "{out}");
+}
+
+#[test]
+fn plain_lines_from_a_pipe() {
+    let mut out = Vec::new();
+    let input = Plain(&b"h\nfrobnicate\ncontinue\n"[..]);
+    let outcome = run(&session(), &mut { input }, &mut out).unwrap();
+    assert_eq!(outcome, Outcome::Continue);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("commands:"), "{out}");
+    assert!(out.contains("*** unknown command \"frobnicate\""), "{out}");
+    assert_eq!(out.matches(PROMPT).count(), 3, "{out}");
+}
+
+#[test]
+fn a_line_at_the_cap_is_refused_and_the_repl_goes_on() {
+    let mut input = format!("p {}\n", "x".repeat(MAX_LINE)).into_bytes();
+    input.extend_from_slice(b"p x\nc\n");
+    let mut out = Vec::new();
+    let outcome = run(&session(), &mut Plain(&input[..]), &mut out).unwrap();
+    assert_eq!(outcome, Outcome::Continue);
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains(TOO_LONG), "{out}");
+    assert!(!out.contains("no value named"), "{out}");
+    assert!(out.contains("x = 42"), "{out}");
+}
+
+#[test]
+fn any_bytes_from_a_pipe_are_lines_never_a_read_error() {
+    let mut out = Vec::new();
+    let input = Plain(&b"p \xe9\xff\x80\np x\n\xc3\nc\n"[..]);
+    let outcome = run(&session(), &mut { input }, &mut out).unwrap();
+    assert_eq!(outcome, Outcome::Continue);
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("*** no value named \"\u{fffd}\u{fffd}\u{fffd}\""),
+        "{out}"
+    );
+    assert!(out.contains("x = 42"), "{out}");
+    assert!(out.contains("*** unknown command \"\u{fffd}\""), "{out}");
+}
