@@ -7,14 +7,14 @@ use crate::ipc::DialogError;
 use crate::msg::{ActorUid, RemoteError};
 use crate::task::lock;
 
-pub use crate::debug::panic::{box_panic, capture_panics, PANIC_TYPE};
+pub(super) use crate::debug::panic::{box_panic, capture_panics};
 /// Type name given to a handler stopped by its peer's cancel.
 pub const CANCELLED_TYPE: &str = "ContextCancelled";
 
 /// Boxes an actor's failure. A `RemoteError` relayed from a child keeps
 /// its original type, message and source and gains this actor as a hop;
 /// anything else is boxed here, with this actor as the source.
-pub fn box_error<E>(err: E, here: &ActorUid) -> RemoteError
+pub(super) fn box_error<E>(err: E, here: &ActorUid) -> RemoteError
 where
     E: std::error::Error + Send + Sync + 'static,
 {
@@ -38,7 +38,7 @@ where
 
 /// [`box_error`] for a failure that stays with its owner (the root's
 /// body, which still returns it).
-pub fn box_error_ref<E>(err: &E, here: &ActorUid) -> RemoteError
+pub(super) fn box_error_ref<E>(err: &E, here: &ActorUid) -> RemoteError
 where
     E: std::error::Error + 'static,
 {
@@ -63,13 +63,13 @@ fn boxed_here<E: std::error::Error + 'static>(err: &E, here: &ActorUid) -> Remot
 
 /// Names an error for the trip up the tree, where its Rust type name
 /// would mislead (an enum wrapping the failure that matters).
-pub type ErrorNamer = fn(&(dyn std::error::Error + 'static)) -> Option<&'static str>;
+pub(super) type ErrorNamer = fn(&(dyn std::error::Error + 'static)) -> Option<&'static str>;
 
 static NAMERS: std::sync::Mutex<Vec<ErrorNamer>> = std::sync::Mutex::new(Vec::new());
 
 /// Registers a namer: higher layers (the debugger's `Quit`) name their
 /// errors this way without this layer knowing them.
-pub fn register_namer(namer: ErrorNamer) {
+pub(super) fn register_namer(namer: ErrorNamer) {
     let mut namers = lock(&NAMERS);
     if !namers.contains(&namer) {
         namers.push(namer);

@@ -31,7 +31,7 @@
 
 pub mod cancel;
 pub mod debugger;
-pub mod error;
+mod error;
 mod handle;
 mod nursery;
 mod portal;
@@ -42,6 +42,7 @@ mod serve;
 
 pub use handle::{Actor, BootHook, CrashHook, ExitHook, LiveChild, TeardownHook, CANCELLED_EXIT};
 pub use nursery::{ActorSpec, ChildId, Nursery};
+pub use error::CANCELLED_TYPE;
 pub use portal::Portal;
 pub use runtime::Runtime;
 

@@ -6,7 +6,7 @@
 /// whole process is stopped under the debugger anyway, and the thread's
 /// stack is what the debugger shows. Without gdb on `PATH` it says so,
 /// and how to get it, and returns.
-pub fn hand_to_gdb() {
+pub(crate) fn hand_to_gdb() {
     let pid = std::process::id().to_string();
     let gdb = if on_path("rust-gdb") {
         "rust-gdb"

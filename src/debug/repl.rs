@@ -149,7 +149,7 @@ impl<R: BufRead> LineSource for Plain<R> {
 
 /// A line editor on the terminal, with history across the sessions of
 /// the process. A ctrl-c at the prompt redraws it (the REPL goes on).
-pub struct Terminal;
+pub(crate) struct Terminal;
 
 impl Terminal {
     fn editor() -> &'static std::sync::Mutex<Option<rustyline::DefaultEditor>> {
@@ -267,7 +267,7 @@ fn echo(cmd: Option<String>, prompt: &str, out: &mut dyn Write) -> io::Result<Op
 /// sessions of the process in order (a loop of pauses takes one command
 /// after the other). Subactors inherit it through the environment, and
 /// each process reads its own copy from the start.
-pub struct EnvScript;
+pub(crate) struct EnvScript;
 
 impl EnvScript {
     fn script() -> &'static std::sync::Mutex<Option<Script>> {
@@ -497,7 +497,7 @@ pub fn run(
 /// Runs a session on this process's terminal: the script of
 /// `SMOL_DEVX_REPL_SCRIPT` when set, the line editor when stdin is a
 /// terminal, plain lines otherwise. Blocks on input.
-pub fn run_on_stdio(session: &Session) -> io::Result<Outcome> {
+pub(crate) fn run_on_stdio(session: &Session) -> io::Result<Outcome> {
     use std::io::IsTerminal;
     let mut input: Box<dyn LineSource> = if EnvScript::active() {
         Box::new(EnvScript)

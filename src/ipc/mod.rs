@@ -7,11 +7,11 @@
 //! with its own IPC provides that seam instead and skips this module.
 
 pub mod auth;
-pub mod channel;
-pub mod context;
+mod channel;
+mod context;
 mod dialog_error;
 pub(crate) mod flag;
-pub mod random;
+pub(crate) mod random;
 pub mod transport;
 
 pub use channel::{CancelWatch, Channel, Incoming, IncomingDialogs, Side};

@@ -4,7 +4,7 @@
 use std::io::{self, Read};
 
 /// Fills `buf` from the kernel's random source.
-pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     std::fs::File::open("/dev/urandom")?.read_exact(buf)
 }
 
@@ -16,12 +16,12 @@ fn random_hex(n: usize) -> io::Result<String> {
 }
 
 /// A fresh per-tree secret: 128 random bits, hex.
-pub fn new_token() -> io::Result<String> {
+pub(crate) fn new_token() -> io::Result<String> {
     random_hex(16)
 }
 
 /// A fresh actor id: a random (version 4 layout) UUID.
-pub fn new_uuid() -> io::Result<String> {
+pub(crate) fn new_uuid() -> io::Result<String> {
     let h = random_hex(16)?;
     Ok(format!(
         "{}-{}-4{}-a{}-{}",
