@@ -120,7 +120,7 @@ impl Host for ActorHost {
 
 async fn root_channel(actor: &Actor) -> Result<crate::ipc::Channel, DebugError> {
     let root = actor.root_channel().await;
-    root.map_err(|e| DebugError::Request(e.to_string()))
+    root.map_err(|e| DebugError::Link(Box::new(e)))
 }
 
 /// Installs the actor as this process's debugger host when it boots.
@@ -196,7 +196,7 @@ fn link_error(e: DialogError) -> DebugError {
     match e {
         DialogError::Codec(e) => DebugError::Protocol(e.to_string()),
         DialogError::Cancelled => DebugError::Cancelled,
-        other => DebugError::Request(other.to_string()),
+        other => DebugError::Link(Box::new(other)),
     }
 }
 

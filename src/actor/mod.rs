@@ -40,9 +40,9 @@ mod refusals;
 mod runtime;
 mod serve;
 
+pub use error::CANCELLED_TYPE;
 pub use handle::{Actor, BootHook, CrashHook, ExitHook, LiveChild, TeardownHook, CANCELLED_EXIT};
 pub use nursery::{ActorSpec, ChildId, Nursery};
-pub use error::CANCELLED_TYPE;
 pub use portal::Portal;
 pub use runtime::Runtime;
 

@@ -50,6 +50,9 @@ pub enum DebugError {
     Barred(ActorUid),
     /// The lock dialog failed: the root or the link is gone, or refused.
     Request(String),
+    /// The host's link to the root failed; the host's own error is the
+    /// [`source`](std::error::Error::source).
+    Link(Box<dyn std::error::Error + Send + Sync + 'static>),
     /// The other side cancelled the lock dialog.
     Cancelled,
     /// The peer broke the lock dialog's protocol.
@@ -81,6 +84,7 @@ impl fmt::Display for DebugError {
                 write!(f, "debug lock blocked for {actor}: it is being torn down")
             }
             DebugError::Request(e) => write!(f, "tree lock request failed: {e}"),
+            DebugError::Link(e) => write!(f, "the link to the root failed: {e}"),
             DebugError::Cancelled => f.write_str("the lock dialog was cancelled"),
             DebugError::Protocol(e) => write!(f, "lock dialog protocol violation: {e}"),
             DebugError::NoHost => {
@@ -101,7 +105,27 @@ impl std::error::Error for DebugError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             DebugError::Terminal(e) => Some(e),
+            DebugError::Link(e) => Some(&**e),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_failed_link_and_terminal_keep_their_cause() {
+        let cause = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "root gone");
+        let link = DebugError::Link(Box::new(cause));
+        assert_eq!(link.to_string(), "the link to the root failed: root gone");
+        let source = link.source().expect("the host's error");
+        let io = source.downcast_ref::<std::io::Error>().expect("as it was");
+        assert_eq!(io.kind(), std::io::ErrorKind::BrokenPipe);
+        let terminal = DebugError::Terminal(std::io::ErrorKind::NotConnected.into());
+        assert!(terminal.source().is_some());
+        assert!(DebugError::NoHost.source().is_none());
     }
 }
