@@ -20,7 +20,7 @@ use common::{
 use smol_devx::actor::debugger::install;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
-use smol_devx::debug::tty::acquire_debug_lock;
+use smol_devx::debug::lock_dialog::acquire_debug_lock;
 use smol_devx::debug::DebugError;
 use smol_devx::msg::{RemoteError, TaskUid};
 

@@ -26,11 +26,11 @@ use std::time::Duration;
 use smol::future;
 use smol_devx::actor::{Actor, ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
-use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::status::DebugStatus;
-use smol_devx::debug::tty::{
+use smol_devx::debug::lock_dialog::{
     acquire_debug_lock, lock_queue, maybe_wait_for_debugger, request_root_stdio_lock,
 };
+use smol_devx::debug::pause::PauseError;
+use smol_devx::debug::status::DebugStatus;
 use smol_devx::debug::DebugError;
 use smol_devx::msg::{RemoteError, TaskUid};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use smol_devx::actor::debugger::install;
 use smol_devx::actor::{ActorSpec, Nursery, Runtime};
 use smol_devx::debug::lock::Lock;
-use smol_devx::debug::tty::maybe_wait_for_debugger;
+use smol_devx::debug::lock_dialog::maybe_wait_for_debugger;
 use smol_devx::msg::RemoteError;
 
 mod common;

@@ -155,7 +155,7 @@ mod peers {
 
     use super::*;
     use smol_devx::codec::{encode_pld, Codec};
-    use smol_devx::debug::tty::LOCK_HANDLER;
+    use smol_devx::debug::lock_dialog::LOCK_HANDLER;
     use smol_devx::ipc::auth::client_handshake;
     use smol_devx::ipc::transport::{connect, Addr};
     use smol_devx::ipc::Stream;

@@ -12,8 +12,8 @@ use smol::future::FutureExt;
 use smol_devx::debug::dialog::{BoxFuture, BoxedDialog, LockDialog};
 use smol_devx::debug::host::Host;
 use smol_devx::debug::lock::{Lock, Owner};
+use smol_devx::debug::lock_dialog::{acquire_debug_lock, lock_stdio_for_peer};
 use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::tty::{acquire_debug_lock, lock_stdio_for_peer};
 use smol_devx::debug::DebugError;
 use smol_devx::msg::{ActorUid, Cid, LockMsg, LockRequest, LockStatus, TaskUid};
 

@@ -1,8 +1,8 @@
 //! A process with no debugger host: `pause!` and the tree lock are
 //! refused with a typed error at once, and nothing hangs.
 
+use smol_devx::debug::lock_dialog::{acquire_debug_lock, maybe_wait_for_debugger};
 use smol_devx::debug::pause::PauseError;
-use smol_devx::debug::tty::{acquire_debug_lock, maybe_wait_for_debugger};
 use smol_devx::debug::DebugError;
 use smol_devx::msg::TaskUid;
 

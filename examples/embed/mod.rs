@@ -27,7 +27,7 @@ use smol::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader}
 use smol_devx::debug::dialog::{BoxFuture, BoxedDialog, LockDialog};
 use smol_devx::debug::host::{ChildActor, Host};
 use smol_devx::debug::lock::Lock;
-use smol_devx::debug::{pause, terminal, tty, DebugError};
+use smol_devx::debug::{lock_dialog, pause, terminal, DebugError};
 use smol_devx::msg::{ActorUid, Cid, LockMsg, LockRelease, LockRequest, LockStatus, RemoteError};
 use smol_devx::stack_on_sig::{self, ActorDump};
 
@@ -227,7 +227,7 @@ fn serve<R: Rt>(stream: R::Stream) -> BoxFuture<'static, ()> {
             Ok(Some(Wire::Request(cid, req))) => {
                 let peer = req.subactor_uid.clone();
                 let mut dialog = ToyDialog { conn, peer, cid };
-                match tty::serve_lock_dialog(&mut dialog, req).await {
+                match lock_dialog::serve_lock_dialog(&mut dialog, req).await {
                     Ok(end) => drop(dialog.conn.send(&Wire::Status(end)).await),
                     Err(e) => log::warn!("toy: lock dialog with {}: {e}", dialog.peer),
                 }
@@ -367,7 +367,7 @@ async fn root<R: Rt>(entries: &[(&str, Entry)]) -> ExitCode {
     if let Some(err) = &failure {
         pause::crash_repl(err).await;
     }
-    tty::maybe_wait_for_debugger().await;
+    lock_dialog::maybe_wait_for_debugger().await;
     let _ = std::fs::remove_dir_all(&dir);
     terminal::restore_terminal();
     match failure {

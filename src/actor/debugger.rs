@@ -24,11 +24,11 @@ use crate::debug::dialog::Liveness;
 use crate::debug::dialog::{BoxFuture, BoxedDialog, LockDialog};
 use crate::debug::host::{ChildActor, Host};
 use crate::debug::lock::LockQueue;
-use crate::debug::pause::{crash_repl, error_name};
-use crate::debug::terminal::restore_terminal;
-use crate::debug::tty::{
+use crate::debug::lock_dialog::{
     answer_lock_queue, maybe_wait_for_debugger, serve_lock_dialog, LOCK_HANDLER, LOCK_STATE_HANDLER,
 };
+use crate::debug::pause::{crash_repl, error_name};
+use crate::debug::terminal::restore_terminal;
 use crate::debug::DebugError;
 use crate::ipc::{Context, DialogError};
 use crate::msg::{ActorUid, Cid, LockMsg, LockRequest, LockStatus};

@@ -302,7 +302,7 @@ impl Nursery {
             };
             let result = result.map_err(|e| self.child_error(index, e));
             if self.actor.is_root() {
-                crate::debug::tty::forget_questions_of(&self.children[index].uid);
+                crate::debug::lock_dialog::forget_questions_of(&self.children[index].uid);
             }
             if let Err(e) = &result {
                 first_error = Some(e.clone());

@@ -29,8 +29,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`LockMsg`] here; the root's logic ([`lock_stdio_for_peer`]) and the
 /// subactor's ([`acquire_debug_lock`]) are the debugger's.
 ///
-/// [`lock_stdio_for_peer`]: super::tty::lock_stdio_for_peer
-/// [`acquire_debug_lock`]: super::tty::acquire_debug_lock
+/// [`lock_stdio_for_peer`]: super::lock_dialog::lock_stdio_for_peer
+/// [`acquire_debug_lock`]: super::lock_dialog::acquire_debug_lock
 ///
 /// ```
 /// use smol_devx::debug::dialog::LockDialog;

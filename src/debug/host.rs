@@ -5,20 +5,20 @@
 //! async-std, with its own spawning and IPC) implements [`Host`] and
 //! calls [`install`](super::install) once per process, early (before anything can
 //! prompt). From then on `pause!`, `post_mortem`, the crash REPLs,
-//! [`acquire_debug_lock`](super::tty::acquire_debug_lock),
-//! [`maybe_wait_for_debugger`](super::tty::maybe_wait_for_debugger),
+//! [`acquire_debug_lock`](super::lock_dialog::acquire_debug_lock),
+//! [`maybe_wait_for_debugger`](super::lock_dialog::maybe_wait_for_debugger),
 //! ctrl-c shielding and the `kill -USR1` dumps work in that process.
 //!
 //! What the host calls where:
 //! - root, when a subactor opens a lock dialog:
-//!   [`serve_lock_dialog`](super::tty::serve_lock_dialog);
+//!   [`serve_lock_dialog`](super::lock_dialog::serve_lock_dialog);
 //! - root, when a subactor asks who holds the lock:
-//!   [`answer_lock_queue`](super::tty::answer_lock_queue); when a child's
-//!   result arrives: [`forget_questions_of`](super::tty::forget_questions_of);
+//!   [`answer_lock_queue`](super::lock_dialog::answer_lock_queue); when a child's
+//!   result arrives: [`forget_questions_of`](super::lock_dialog::forget_questions_of);
 //! - any actor, when its entry failed: [`post_mortem`](super::pause::post_mortem)
 //!   (the crash REPL), then report the failure up as usual;
 //! - any actor, before it tears children down:
-//!   [`maybe_wait_for_debugger`](super::tty::maybe_wait_for_debugger);
+//!   [`maybe_wait_for_debugger`](super::lock_dialog::maybe_wait_for_debugger);
 //! - root, on its way out: [`restore_terminal`](super::terminal::restore_terminal);
 //! - any actor, when its parent asks for its dump:
 //!   [`answer_dump_request`](crate::stack_on_sig::answer_dump_request).
@@ -77,7 +77,7 @@ pub trait Host: Send + Sync + 'static {
 
     /// Subactor: opens a lock dialog with the root, delivering `req` as
     /// its opening message; the root's host serves it with
-    /// [`serve_lock_dialog`](super::tty::serve_lock_dialog). An error
+    /// [`serve_lock_dialog`](super::lock_dialog::serve_lock_dialog). An error
     /// refuses the pause or crash REPL that asked, with that error
     /// (typically [`DebugError::NoRoot`] or [`DebugError::Request`]).
     fn open_lock_dialog(
@@ -86,9 +86,9 @@ pub trait Host: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<BoxedDialog, DebugError>>;
 
     /// Subactor: asks the root who holds and waits for the lock (the
-    /// root answers with [`answer_lock_queue`](super::tty::answer_lock_queue)).
+    /// root answers with [`answer_lock_queue`](super::lock_dialog::answer_lock_queue)).
     /// Used for the REPL's queue banner and by
-    /// [`maybe_wait_for_debugger`](super::tty::maybe_wait_for_debugger)
+    /// [`maybe_wait_for_debugger`](super::lock_dialog::maybe_wait_for_debugger)
     /// to see whether its children are in a REPL. The default says it
     /// cannot: no banner, and no waiting for children.
     fn lock_queue(&self) -> BoxFuture<'static, Result<LockQueue, DebugError>> {

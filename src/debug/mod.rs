@@ -9,10 +9,10 @@
 //! - [`dialog`]: [`LockDialog`](dialog::LockDialog), one lock dialog over
 //!   the host's IPC, seen from either end;
 //! - [`lock`]: the root's [`Lock`](lock::Lock), a strict-FIFO ticket queue;
-//! - [`tty`]: the lock dialog's logic on both sides (the root's
-//!   [`tty::serve_lock_dialog`], a subactor's
-//!   [`tty::request_root_stdio_lock`]), [`tty::acquire_debug_lock`] and
-//!   [`tty::maybe_wait_for_debugger`];
+//! - [`lock_dialog`]: the lock dialog's logic on both sides (the root's
+//!   [`lock_dialog::serve_lock_dialog`], a subactor's
+//!   [`lock_dialog::request_root_stdio_lock`]), [`lock_dialog::acquire_debug_lock`] and
+//!   [`lock_dialog::maybe_wait_for_debugger`];
 //! - [`pause`], [`crash`], [`repl`], [`gdb`]: the REPLs;
 //! - [`install`]: where a host comes in, once per process;
 //! - [`sigint`]: ctrl-c, SIGTERM and SIGHUP; [`terminal`]: the terminal
@@ -24,13 +24,13 @@ pub mod gdb;
 pub mod host;
 mod install;
 pub mod lock;
+pub mod lock_dialog;
 pub mod panic;
 pub mod pause;
 pub mod repl;
 pub mod sigint;
 pub mod status;
 pub mod terminal;
-pub mod tty;
 
 use std::fmt;
 

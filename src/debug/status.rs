@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use async_channel::{bounded, Receiver, Sender};
 
-use super::tty::{acquire_debug_lock, TreeLock};
+use super::lock_dialog::{acquire_debug_lock, TreeLock};
 use super::DebugError;
 use crate::msg::TaskUid;
 use crate::task::lock;
