@@ -1,5 +1,5 @@
 //! Scenario 3: the root's body fails; its crash REPL opens on the error
-//! (runtime frames hidden), and after `q` (or `c`) the program exits
+//! where it was raised (runtime frames hidden), and after `q` (or `c`) the program exits
 //! with the original failure.
 //!
 //! `cargo run --example root_actor_error`, then `bt` and `q`.
@@ -8,6 +8,7 @@ use std::fmt;
 
 use smol_devx::actor::debugger::install;
 use smol_devx::actor::Runtime;
+use smol_devx::Report;
 
 #[derive(Debug)]
 struct AssertionError(&'static str);
@@ -23,5 +24,5 @@ impl std::error::Error for AssertionError {}
 fn main() -> std::process::ExitCode {
     smol_devx::log::init();
     install(Runtime::new().debug_mode(true))
-        .run(|_root| async { Err::<(), _>(AssertionError("assert 0")) })
+        .run(|_root| async { Err::<(), Report>(AssertionError("assert 0").into()) })
 }

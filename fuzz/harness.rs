@@ -464,7 +464,7 @@ pub fn repl_input(data: &[u8]) {
     static SESSION: std::sync::OnceLock<Session> = std::sync::OnceLock::new();
     let session = SESSION.get_or_init(|| {
         let here = Location {
-            file: file!(),
+            file: file!().into(),
             line: line!(),
         };
         let uid = ActorUid::new("fuzz", "1");

@@ -51,6 +51,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub use report::Report;
+
 #[cfg(feature = "runtime")]
 pub mod actor;
 pub mod codec;
@@ -59,5 +61,6 @@ pub mod debug;
 pub mod ipc;
 pub mod log;
 pub mod msg;
+pub mod report;
 pub mod stack_on_sig;
 pub mod task;

@@ -311,6 +311,33 @@ pub struct ErrorCause {
 #[serde(transparent)]
 pub struct RemoteError(Box<RemoteErrorData>);
 
+/// A place in the source: where a failure was raised.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    /// The source file, as the compiler named it.
+    pub file: String,
+    /// Line, from 1.
+    pub line: u32,
+    /// Column, from 1.
+    pub col: u32,
+}
+
+impl From<&std::panic::Location<'_>> for Site {
+    fn from(at: &std::panic::Location<'_>) -> Self {
+        Site {
+            file: at.file().to_owned(),
+            line: at.line(),
+            col: at.column(),
+        }
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.col)
+    }
+}
+
 /// The fields of a [`RemoteError`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct RemoteErrorData {
@@ -320,8 +347,13 @@ pub struct RemoteErrorData {
     pub message: String,
     /// The actor where the error was raised.
     pub src_uid: ActorUid,
-    /// Rendered backtrace of the original failure, empty when none.
+    /// Rendered backtrace of the original failure, taken where it was
+    /// raised; empty when none was.
     pub backtrace: String,
+    /// Where the original failure was raised, when it knows
+    /// ([`crate::Report`], a panic).
+    #[serde(default)]
+    pub site: Option<Site>,
     /// The original error's `source()` chain, outermost first.
     pub causes: Vec<ErrorCause>,
     /// Actors that relayed the error upward, in order, after `src_uid`.
@@ -353,6 +385,7 @@ impl RemoteError {
             message: message.into(),
             src_uid,
             backtrace: String::new(),
+            site: None,
             causes: Vec::new(),
             relay_path: Vec::new(),
         }))
@@ -369,7 +402,17 @@ impl RemoteError {
     /// assert_eq!(boxed.message, "disk on fire");
     /// ```
     pub fn from_error<E: std::error::Error + 'static>(err: &E, src_uid: ActorUid) -> Self {
-        let mut boxed = Self::new(short_type_name::<E>(), err.to_string(), src_uid);
+        Self::from_dyn(err, short_type_name::<E>(), src_uid)
+    }
+
+    /// [`RemoteError::from_error`] for an error whose type is erased:
+    /// its type name is given.
+    pub fn from_dyn(
+        err: &(dyn std::error::Error + 'static),
+        type_name: &str,
+        src_uid: ActorUid,
+    ) -> Self {
+        let mut boxed = Self::new(type_name, err.to_string(), src_uid);
         let mut source = err.source();
         while let Some(cause) = source {
             boxed.causes.push(ErrorCause {
@@ -385,6 +428,12 @@ impl RemoteError {
     /// Attaches rendered backtrace text.
     pub fn with_backtrace(mut self, backtrace: impl Into<String>) -> Self {
         self.backtrace = backtrace.into();
+        self
+    }
+
+    /// Attaches the site where the failure was raised.
+    pub fn with_site(mut self, site: Site) -> Self {
+        self.site = Some(site);
         self
     }
 

@@ -54,6 +54,9 @@ fn scenario_5_subactor_error_climbs_to_the_root() {
         ],
     );
     assert!(!first.contains("('root', '"), "{first}");
+    // A plain error captured nothing where it was raised: said once,
+    // with the way to get a site, instead of a backtrace of the boxing.
+    assert!(first.contains("return smol_devx::Report"), "{first}");
     pty.send_line("c");
     let second = pty.expect_prompt();
     assert_before(
@@ -71,14 +74,76 @@ fn scenario_5_subactor_error_climbs_to_the_root() {
     assert!(rest.contains("RemoteActorError: ('name_error'"), "{rest}");
 }
 
+/// The line of `examples/<example>.rs` holding `needle`.
+fn line_in(example: &str, needle: &str) -> usize {
+    let path = format!("{}/examples/{example}.rs", env!("CARGO_MANIFEST_DIR"));
+    let source = std::fs::read_to_string(path).unwrap();
+    source.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
 /// The line of `examples/sync_crash_handler.rs` holding `needle`.
 fn line_of(needle: &str) -> usize {
-    let source = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/sync_crash_handler.rs"
-    ))
-    .unwrap();
-    source.lines().position(|l| l.contains(needle)).unwrap() + 1
+    line_in("sync_crash_handler", needle)
+}
+
+/// A failure returned through `?` as a `smol_devx::Report`: both crash
+/// REPLs, the failing actor's and the root's, open on the `?`'s line,
+/// with `bt` starting in the function that failed and `l` showing the
+/// line, read from another working directory than the package's.
+#[test]
+fn a_report_s_site_shows_in_every_crash_repl_up_the_tree() {
+    let site = format!(
+        "crash_site.rs:{}",
+        line_in("crash_site", "text.trim().parse::<u16>()?")
+    );
+    // Its own temporary directory, which must be empty again at the end.
+    let tmp = std::env::temp_dir().join(format!("crash-site-test-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp_var = tmp.to_str().unwrap();
+    let mut pty = Pty::spawn_in("crash_site", &tmp, &[("TMPDIR", tmp_var)]);
+    let first = pty.expect_prompt();
+    assert_before(&first, &[CRASH_MSG, "('loader', '", "ParseIntError", &site]);
+    pty.send_line("bt");
+    let bt = pty.expect_prompt();
+    let at = |f: &str| bt.find(f).unwrap_or_else(|| panic!("{f} not in:\n{bt}"));
+    assert!(
+        at("crash_site::parse_port") < at("crash_site::load_config"),
+        "{bt}"
+    );
+    for runtime in RUNTIME {
+        let shown = bt
+            .lines()
+            .filter(|l| !l.contains("hidden"))
+            .any(|l| l.trim_start().starts_with(runtime));
+        assert!(!shown, "{runtime} frame shown:\n{bt}");
+    }
+    pty.send_line("l");
+    let listing = pty.expect_prompt();
+    assert!(
+        listing.contains("->     let port = text.trim().parse::<u16>()?;"),
+        "{listing}"
+    );
+    pty.send_line("c");
+    let second = pty.expect_prompt();
+    assert_before(
+        &second,
+        &[
+            CRASH_MSG,
+            "('root', '",
+            "RemoteActorError: ('loader', '",
+            "raised ParseIntError",
+            &site,
+            "(remote backtrace, from ('loader', '",
+        ],
+    );
+    let root = pty.pid();
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    common::assert_reaped(&[root]);
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
+    std::fs::remove_dir(&tmp).unwrap();
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! Boxing failures for the trip up the tree.
 
 use std::any::Any;
-use std::backtrace::Backtrace;
 
 use crate::ipc::DialogError;
 use crate::msg::{ActorUid, RemoteError};
+use crate::report::{self, Failure};
 use crate::task::lock;
 
 pub(super) use crate::debug::panic::{box_panic, capture_panics};
@@ -14,10 +14,7 @@ pub const CANCELLED_TYPE: &str = "ContextCancelled";
 /// Boxes an actor's failure. A `RemoteError` relayed from a child keeps
 /// its original type, message and source and gains this actor as a hop;
 /// anything else is boxed here, with this actor as the source.
-pub(super) fn box_error<E>(err: E, here: &ActorUid) -> RemoteError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
+pub(super) fn box_error<E: Failure>(err: E, here: &ActorUid) -> RemoteError {
     let any: Box<dyn Any> = Box::new(err);
     let any = match any.downcast::<RemoteError>() {
         Ok(remote) => return remote.relayed_by(here.clone()),
@@ -38,10 +35,7 @@ where
 
 /// [`box_error`] for a failure that stays with its owner (the root's
 /// body, which still returns it).
-pub(super) fn box_error_ref<E>(err: &E, here: &ActorUid) -> RemoteError
-where
-    E: std::error::Error + 'static,
-{
+pub(super) fn box_error_ref<E: Failure>(err: &E, here: &ActorUid) -> RemoteError {
     let any: &dyn Any = err;
     if let Some(remote) = any.downcast_ref::<RemoteError>() {
         return remote.clone();
@@ -52,10 +46,12 @@ where
     boxed_here(err, here)
 }
 
-fn boxed_here<E: std::error::Error + 'static>(err: &E, here: &ActorUid) -> RemoteError {
-    let mut boxed = RemoteError::from_error(err, here.clone())
-        .with_backtrace(Backtrace::force_capture().to_string());
-    if let Some(name) = registered_name(err) {
+/// A failure raised in this actor: boxed with what it captured where it
+/// was raised (a [`crate::Report`]'s site and backtrace), nothing taken
+/// here, where it only passes by.
+fn boxed_here<E: Failure + ?Sized>(err: &E, here: &ActorUid) -> RemoteError {
+    let mut boxed = report::to_remote(err, here.clone());
+    if let Some(name) = registered_name(err.as_error()) {
         boxed.type_name = name.to_owned();
     }
     boxed
@@ -107,7 +103,11 @@ mod tests {
             ActorUid::new("spawn_until_1", "3"),
             ActorUid::new("spawner0", "4"),
         ];
-        let mut err = box_error(NameError, &leaf);
+        // A plain error captured nothing where it was raised; a Report
+        // keeps its site and backtrace through every hop.
+        assert!(box_error(NameError, &leaf).backtrace.is_empty());
+        let line = line!() + 1;
+        let mut err = box_error(crate::Report::new(NameError), &leaf);
         assert!(!err.backtrace.is_empty());
         for hop in &hops {
             // Each hop's nursery sees a dialog error carrying the box.
@@ -125,5 +125,10 @@ mod tests {
         assert_eq!(error.message, "name 'doggypants' is not defined");
         assert_eq!(error.src_uid, leaf);
         assert_eq!(error.relay_path, hops);
+        let site = error.site.clone().expect("the report's site");
+        assert_eq!((site.file.as_str(), site.line), (file!(), line));
+        assert!(error
+            .backtrace
+            .contains("three_hops_keep_the_original_intact"));
     }
 }

@@ -15,6 +15,7 @@ use crate::codec::{encode_pld, Codec, CodecError, PldSpec};
 use crate::ipc::random::{new_token, new_uuid};
 use crate::ipc::{Addr, Context, Listener, Transport};
 use crate::msg::{ActorUid, Pld};
+use crate::report::Failure;
 use crate::task::{self, Instrument};
 
 use super::env;
@@ -121,7 +122,7 @@ impl Runtime {
     where
         A: DeserializeOwned + Send + 'static,
         R: Serialize + 'static,
-        E: std::error::Error + Send + Sync + 'static,
+        E: Failure,
         F: Fn(Actor, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
@@ -143,7 +144,7 @@ impl Runtime {
     where
         A: DeserializeOwned + Send + 'static,
         R: Serialize + 'static,
-        E: std::error::Error + Send + Sync + 'static,
+        E: Failure,
         F: Fn(Actor, Context, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
@@ -163,7 +164,7 @@ impl Runtime {
     where
         A: DeserializeOwned + Send + 'static,
         R: 'static,
-        E: std::error::Error + Send + Sync + 'static,
+        E: Failure,
         F: Fn(Actor, Context, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
@@ -199,7 +200,7 @@ impl Runtime {
     where
         F: FnOnce(Actor) -> Fut,
         Fut: Future<Output = Result<(), E>>,
-        E: std::error::Error + Send + Sync + 'static,
+        E: Failure,
     {
         error::capture_panics();
         if let Ok(entry) = std::env::var(env::ENTRY) {
@@ -224,7 +225,7 @@ impl Runtime {
             match result {
                 Some(Ok(())) => ExitCode::SUCCESS,
                 Some(Err(e)) => {
-                    eprintln!("{e}");
+                    eprintln!("{}", e.as_error());
                     ExitCode::FAILURE
                 }
                 None => {
@@ -392,7 +393,7 @@ async fn run_root<F, Fut, E>(actor: Actor, root: F) -> Option<Result<(), E>>
 where
     F: FnOnce(Actor) -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: std::error::Error + Send + Sync + 'static,
+    E: Failure,
 {
     let cancelled = actor.inner.cancel.1.clone();
     let body = async { Some(root(actor.clone()).await) };
@@ -408,7 +409,9 @@ where
     }
     if let Some(Err(e)) = &result {
         actor
-            .crashed(e.to_string(), || error::box_error_ref(e, actor.uid()))
+            .crashed(e.as_error().to_string(), || {
+                error::box_error_ref(e, actor.uid())
+            })
             .await;
     }
     result

@@ -4,7 +4,7 @@
 use std::any::Any;
 use std::backtrace::Backtrace;
 
-use crate::msg::{ActorUid, RemoteError};
+use crate::msg::{ActorUid, RemoteError, Site};
 
 /// Type name given to a panic's box.
 pub const PANIC_TYPE: &str = "panic";
@@ -12,7 +12,7 @@ pub const PANIC_TYPE: &str = "panic";
 std::thread_local! {
     /// Where the last panic on this thread happened, and its backtrace,
     /// kept by the hook of [`capture_panics`] until the panic is boxed.
-    static LAST_PANIC: std::cell::RefCell<Option<(String, String)>> = const { std::cell::RefCell::new(None) };
+    static LAST_PANIC: std::cell::RefCell<Option<(Option<Site>, String)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Installs (once) a panic hook that keeps each panic's location and
@@ -22,10 +22,7 @@ pub fn capture_panics() {
     ONCE.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let at = info
-                .location()
-                .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()))
-                .unwrap_or_default();
+            let at = info.location().map(Site::from);
             let backtrace = Backtrace::force_capture().to_string();
             let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some((at, backtrace)));
             previous(info);
@@ -47,10 +44,15 @@ pub fn box_panic(payload: &(dyn Any + Send), here: &ActorUid) -> RemoteError {
         .flatten();
     match seen {
         Some((at, backtrace)) => {
-            if !at.is_empty() {
+            if let Some(at) = &at {
                 message = format!("{message} (at {at})");
             }
-            RemoteError::new(PANIC_TYPE, message, here.clone()).with_backtrace(backtrace)
+            let boxed =
+                RemoteError::new(PANIC_TYPE, message, here.clone()).with_backtrace(backtrace);
+            match at {
+                Some(at) => boxed.with_site(at),
+                None => boxed,
+            }
         }
         None => RemoteError::new(PANIC_TYPE, message, here.clone()),
     }

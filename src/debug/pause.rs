@@ -85,13 +85,13 @@ pub fn error_name(err: &(dyn std::error::Error + 'static)) -> Option<&'static st
 macro_rules! pause {
     () => {
         $crate::debug::pause::pause(
-            $crate::debug::repl::Location { file: file!(), line: line!() },
+            $crate::debug::repl::Location { file: ::std::borrow::Cow::Borrowed(file!()), line: line!() },
             ::std::vec::Vec::new(),
         )
     };
     ($($value:ident),+ $(,)?) => {
         $crate::debug::pause::pause(
-            $crate::debug::repl::Location { file: file!(), line: line!() },
+            $crate::debug::repl::Location { file: ::std::borrow::Cow::Borrowed(file!()), line: line!() },
             ::std::vec![$((stringify!($value), format!("{:?}", $value))),+],
         )
     };
@@ -141,7 +141,10 @@ pub async fn pause(
 ) -> Result<(), PauseError> {
     let host = host::require().map_err(PauseError::Refused)?;
     let uid = host.uid();
-    let repl = until_not_gdb(|| Session::pause(&uid, location, values.clone()), &*host);
+    let repl = until_not_gdb(
+        || Session::pause(&uid, location.clone(), values.clone()),
+        &*host,
+    );
     match in_repl("pause", repl).await? {
         Outcome::Quit => Err(PauseError::Quit(Quit { actor: uid })),
         _ => Ok(()),

@@ -59,19 +59,59 @@ const STARTUP_FRAMES: &[&str] = &[
     "clone3",
 ];
 
-/// Whether a frame is runtime plumbing rather than the program's own.
+/// Whether a frame is runtime plumbing rather than the program's own:
+/// a function of a hidden crate, that crate's trait implemented for a
+/// hidden crate's type or for a bare generic (`<&mut F as
+/// core::future::future::Future>::poll`: an adapter, never the program's
+/// code), or process start-up.
 fn is_runtime_frame(function: &str) -> bool {
-    let path = function.trim_start_matches('<').trim_start_matches("&dyn ");
-    HIDDEN_CRATES.iter().any(|c| path.starts_with(c)) || STARTUP_FRAMES.contains(&function)
+    let hidden = |path: &str| HIDDEN_CRATES.iter().any(|c| path.starts_with(c));
+    if let Some(qualified) = function.strip_prefix('<') {
+        if let Some((ty, rest)) = qualified.split_once(" as ") {
+            let ty = ty
+                .trim_start_matches("&mut ")
+                .trim_start_matches('&')
+                .trim_start_matches("dyn ");
+            let generic = !ty.contains("::") && ty.chars().next().is_some_and(char::is_uppercase);
+            return hidden(ty) || (generic && hidden(rest));
+        }
+        return hidden(qualified.trim_start_matches("&dyn "));
+    }
+    hidden(function) || STARTUP_FRAMES.contains(&function)
 }
 
-/// Where the REPL was opened: the `pause!` call site.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where the REPL was opened: the `pause!` call site, or where the
+/// failure of a crash REPL was raised.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
-    /// Source file, as the compiler saw it.
-    pub file: &'static str,
+    /// Source file, as the compiler named it (relative to the package
+    /// that was built).
+    pub file: std::borrow::Cow<'static, str>,
     /// Line.
     pub line: u32,
+}
+
+impl Location {
+    /// The source file on this machine: as named when that path exists
+    /// from here, else under the running program's package (cargo's
+    /// `CARGO_MANIFEST_DIR`, or a directory above the executable, which a
+    /// cargo build puts under the package's `target/`). `None` when none
+    /// of them has it.
+    pub fn source_path(&self) -> Option<std::path::PathBuf> {
+        let file = std::path::Path::new(&*self.file);
+        if file.is_absolute() || file.exists() {
+            return file.exists().then(|| file.to_path_buf());
+        }
+        let manifest = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from);
+        let exe = std::env::current_exe().ok();
+        let above_exe = exe.iter().flat_map(|e| e.ancestors().skip(1));
+        manifest
+            .iter()
+            .map(|dir| dir.as_path())
+            .chain(above_exe)
+            .map(|dir| dir.join(file))
+            .find(|candidate| candidate.exists())
+    }
 }
 
 /// Why the REPL opened.
@@ -315,13 +355,21 @@ impl Session {
     /// relayed to: then the backtrace is marked remote).
     pub fn crash(actor: &ActorUid, err: &crate::msg::RemoteError) -> Self {
         let mut error: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
-        if err.src_uid != *actor {
+        for cause in &err.causes {
+            error.push(format!("caused by: {}", cause.message));
+        }
+        let remote = err.src_uid != *actor;
+        if remote && !err.backtrace.is_empty() {
             error.push(format!("(remote backtrace, from {})", err.src_uid));
         }
+        let location = err.site.as_ref().map(|site| Location {
+            file: site.file.clone().into(),
+            line: site.line,
+        });
         Self {
             kind: Kind::Crash,
             actor: actor.clone(),
-            location: None,
+            location,
             values: Vec::new(),
             error,
             backtrace: err.backtrace.clone(),
@@ -356,7 +404,7 @@ impl Session {
     /// What the REPL prints before its first prompt.
     pub fn banner(&self) -> String {
         let mut s = self.header();
-        if let Some(at) = self.location {
+        if let Some(at) = &self.location {
             let _ = write!(s, "\n> {}:{}", at.file, at.line);
         }
         for line in &self.error {
@@ -399,17 +447,18 @@ impl Session {
             );
         }
         if out.is_empty() {
-            out.push_str("  (no backtrace captured)\n");
+            out.push_str(NOTHING_CAPTURED);
+            out.push('\n');
         }
         out.trim_end().to_owned()
     }
 
     /// Source lines around the location, when the file is readable.
     pub fn listing(&self) -> String {
-        let Some(at) = self.location else {
-            return "(no source location: see `bt`)".to_owned();
+        let Some(at) = &self.location else {
+            return format!("(no source location) {NOTHING_CAPTURED}");
         };
-        let Ok(text) = std::fs::read_to_string(at.file) else {
+        let Some(Ok(text)) = at.source_path().map(std::fs::read_to_string) else {
             return format!("(source of {} not readable here)", at.file);
         };
         let line = at.line as usize;
@@ -427,12 +476,17 @@ impl Session {
     }
 }
 
+/// What `bt` and `l` say of a failure that captured nothing where it
+/// was raised (a plain error, boxed on its way up).
+pub const NOTHING_CAPTURED: &str = "  (nothing was captured where this error was raised: \
+return smol_devx::Report from the failing function for its site and backtrace)";
+
 const HELP: &str = "\
 commands:
   c, continue     leave the REPL; the task goes on
   q, quit         leave the REPL; the task fails with Quit
   bt, w, where    backtrace, runtime frames hidden (`bt full`: all)
-  l, list         source around the pause
+  l, list         source around the pause, or where the failure was raised
   p NAME          a value captured by pause!(NAME, ...)
   lock            the tree lock's state
   tasks [json]    this process's task tree, as text or JSON

@@ -53,10 +53,25 @@ impl Pty {
 
     /// Starts `example` with `args` and `env` on a new terminal.
     pub fn spawn_with_args(example: &str, args: &[&str], env: &[(&str, &str)]) -> Pty {
-        // A test that failed while holding it poisons it: still ours.
-        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let mut cmd = Command::new(super::example(example));
         cmd.args(args).envs(env.iter().copied());
+        Self::start(cmd)
+    }
+
+    /// Starts `example` from the working directory `dir`, without the
+    /// `CARGO_MANIFEST_DIR` that `cargo test` sets: as a user who runs
+    /// the built program from elsewhere.
+    pub fn spawn_in(example: &str, dir: &std::path::Path, env: &[(&str, &str)]) -> Pty {
+        let mut cmd = Command::new(super::example(example));
+        cmd.current_dir(dir)
+            .env_remove("CARGO_MANIFEST_DIR")
+            .envs(env.iter().copied());
+        Self::start(cmd)
+    }
+
+    fn start(cmd: Command) -> Pty {
+        // A test that failed while holding it poisons it: still ours.
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let mut session = Session::spawn(cmd).expect("spawn on a pty");
         session.set_expect_timeout(Some(Duration::from_secs(30)));
         Pty {
@@ -70,17 +85,10 @@ impl Pty {
     /// leader, as a user's shell is (then the example's death does not
     /// hang the terminal up).
     pub fn spawn_under_shell(example: &str) -> Pty {
-        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let path = super::example(example);
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(format!("'{}'; sleep 30", path.display()));
-        let mut session = Session::spawn(cmd).expect("spawn on a pty");
-        session.set_expect_timeout(Some(Duration::from_secs(30)));
-        Pty {
-            session,
-            transcript: String::new(),
-            _one_at_a_time: turn,
-        }
+        Self::start(cmd)
     }
 
     /// Waits for the next prompt; returns the text shown before it.

@@ -7,7 +7,7 @@ fn session() -> Session {
         kind: Kind::Pause,
         actor: ActorUid::new("breakpoint_forever", "b1"),
         location: Some(Location {
-            file: file!(),
+            file: file!().into(),
             line: line!(),
         }),
         values: vec![("x", "42".into()), ("name", "\"bob\"".into())],

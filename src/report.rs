@@ -1,0 +1,225 @@
+//! [`Report`]: an error that remembers where it was raised.
+//!
+//! Most failures are an `Err` returned through `?`; by the time a crash
+//! REPL opens, the frames that raised it have returned. A `Report` is
+//! made by the `?` that converts an error into it (its `From` is
+//! `#[track_caller]`), so it records that `?`'s `file:line:col` and a
+//! backtrace taken there: the crash REPL's header, `bt` and `l` show the
+//! site, in this actor and, labelled remote, in every actor the failure
+//! climbs through.
+//!
+//! The backtrace is captured always in a debug build, and in a release
+//! build as `RUST_LIB_BACKTRACE` / `RUST_BACKTRACE` say (std's
+//! [`Backtrace::capture`]); capturing is cheap, resolving it to text is
+//! done only when the failure is boxed for the trip up the tree.
+//!
+//! ```
+//! use smol_devx::Report;
+//!
+//! fn parse_port(text: &str) -> Result<u16, Report> {
+//!     Ok(text.parse::<u16>()?)
+//! }
+//!
+//! let err = parse_port("eighty").unwrap_err();
+//! assert!(err.site().file().ends_with(".rs"));
+//! assert_eq!(err.type_name(), "ParseIntError");
+//! assert_eq!(err.to_string(), "invalid digit found in string");
+//! ```
+
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::error::Error;
+use std::fmt;
+use std::panic::Location;
+
+use crate::msg::{short_type_name, ActorUid, RemoteError};
+
+/// An error with the site of the `?` that made it, and a backtrace taken
+/// there. Converts from any `Error + Send + Sync + 'static`.
+///
+/// Like `anyhow::Error`, it does not implement [`Error`] itself (that
+/// would clash with its blanket `From`); it derefs to the error it holds.
+pub struct Report(Box<Inner>);
+
+struct Inner {
+    error: Box<dyn Error + Send + Sync + 'static>,
+    type_name: &'static str,
+    site: &'static Location<'static>,
+    backtrace: Backtrace,
+}
+
+impl Report {
+    /// Wraps `error`, recording the caller's location as the site.
+    #[track_caller]
+    pub fn new<E: Error + Send + Sync + 'static>(error: E) -> Self {
+        let backtrace = if cfg!(debug_assertions) {
+            Backtrace::force_capture()
+        } else {
+            Backtrace::capture()
+        };
+        Report(Box::new(Inner {
+            type_name: short_type_name::<E>(),
+            error: Box::new(error),
+            site: Location::caller(),
+            backtrace,
+        }))
+    }
+
+    /// Where the error was raised: the `?` (or [`Report::new`]) that made
+    /// this report.
+    pub fn site(&self) -> &'static Location<'static> {
+        self.0.site
+    }
+
+    /// The backtrace taken at the site, when one was captured.
+    pub fn backtrace(&self) -> Option<&Backtrace> {
+        let bt = &self.0.backtrace;
+        (bt.status() == BacktraceStatus::Captured).then_some(bt)
+    }
+
+    /// The short type name of the error it holds (`ParseIntError`).
+    pub fn type_name(&self) -> &'static str {
+        self.0.type_name
+    }
+
+    /// The error it holds.
+    pub fn error(&self) -> &(dyn Error + Send + Sync + 'static) {
+        &*self.0.error
+    }
+}
+
+impl<E: Error + Send + Sync + 'static> From<E> for Report {
+    #[track_caller]
+    fn from(error: E) -> Self {
+        Report::new(error)
+    }
+}
+
+impl std::ops::Deref for Report {
+    type Target = dyn Error + Send + Sync + 'static;
+    fn deref(&self) -> &Self::Target {
+        &*self.0.error
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0.error, f)
+    }
+}
+
+impl fmt::Debug for Report {
+    /// The error, its site and its causes, as a `main` returning
+    /// `Result<(), Report>` prints them.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} at {}",
+            self.0.type_name, self.0.error, self.0.site
+        )?;
+        let mut source = self.0.error.source();
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// What an actor's entry or handler may fail with: any error, or a
+/// [`Report`] (which carries its own site and backtrace).
+pub trait Failure: Send + Sync + 'static {
+    /// The failure as an error, for its message and its `source()` chain.
+    fn as_error(&self) -> &(dyn Error + 'static);
+    /// The short type name shown in crash headers.
+    fn type_name(&self) -> &'static str;
+    /// Where it was raised, when it knows.
+    fn site(&self) -> Option<&'static Location<'static>> {
+        None
+    }
+    /// The backtrace taken where it was raised, when one was.
+    fn backtrace(&self) -> Option<&Backtrace> {
+        None
+    }
+}
+
+impl<E: Error + Send + Sync + 'static> Failure for E {
+    fn as_error(&self) -> &(dyn Error + 'static) {
+        self
+    }
+    fn type_name(&self) -> &'static str {
+        short_type_name::<E>()
+    }
+}
+
+impl Failure for Report {
+    fn as_error(&self) -> &(dyn Error + 'static) {
+        &*self.0.error
+    }
+    fn type_name(&self) -> &'static str {
+        self.0.type_name
+    }
+    fn site(&self) -> Option<&'static Location<'static>> {
+        Some(self.0.site)
+    }
+    fn backtrace(&self) -> Option<&Backtrace> {
+        Report::backtrace(self)
+    }
+}
+
+/// Boxes `failure`, raised in actor `src_uid`, for the trip up the tree:
+/// its message, its causes, and its site and backtrace when it has them
+/// (a plain error has neither: nothing was captured where it was raised).
+pub fn to_remote<F: Failure + ?Sized>(failure: &F, src_uid: ActorUid) -> RemoteError {
+    let mut boxed = RemoteError::from_dyn(failure.as_error(), failure.type_name(), src_uid);
+    if let Some(site) = failure.site() {
+        boxed = boxed.with_site(site.into());
+    }
+    if let Some(bt) = failure.backtrace() {
+        boxed = boxed.with_backtrace(bt.to_string());
+    }
+    boxed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_question_mark_site_is_recorded_with_a_backtrace() {
+        fn via_question_mark(text: &str) -> Result<u16, Report> {
+            Ok(text.parse::<u16>()?)
+        }
+        let line = line!() - 2;
+        let err = via_question_mark("eighty").unwrap_err();
+        assert_eq!(err.site().file(), file!());
+        assert_eq!(err.site().line(), line);
+        assert_eq!(err.type_name(), "ParseIntError");
+        // Debug builds always capture.
+        assert!(err.backtrace().is_some());
+        assert!(err.is::<std::num::ParseIntError>());
+    }
+
+    #[test]
+    fn causes_show_in_debug_form() {
+        let inner = std::io::Error::other("disk on fire");
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl fmt::Display for Outer {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("cannot load")
+            }
+        }
+        impl Error for Outer {
+            fn source(&self) -> Option<&(dyn Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let report = Report::from(Outer(inner));
+        let shown = format!("{report:?}");
+        assert!(
+            shown.starts_with("Outer: cannot load at src/report.rs:"),
+            "{shown}"
+        );
+        assert!(shown.ends_with("\n  caused by: disk on fire"), "{shown}");
+    }
+}
