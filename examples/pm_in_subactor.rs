@@ -13,11 +13,10 @@ use smol_devx::msg::RemoteError;
 mod common;
 use common::NameError;
 
-async fn name_error(actor: Actor, _: ()) -> Result<(), NameError> {
+async fn name_error(_actor: Actor, _: ()) -> Result<(), NameError> {
     let err = NameError("doggypants");
     // An error handler that looks before it re-raises.
-    let boxed = RemoteError::from_error(&err, actor.uid().clone());
-    if let Err(e) = post_mortem(&boxed).await {
+    if let Err(e) = post_mortem(&err).await {
         eprintln!("no post-mortem: {e}");
     }
     Err(err)

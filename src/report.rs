@@ -166,6 +166,56 @@ impl Failure for Report {
     }
 }
 
+/// What [`post_mortem`](crate::debug::pause::post_mortem) opens a crash
+/// REPL on: any error (sized, or as `&dyn Error`), a [`Report`], or a
+/// [`RemoteError`] as it came up the tree.
+pub trait Inspect {
+    /// The failure as a crash REPL shows it, raised in actor `here`
+    /// unless it says where (a [`RemoteError`] keeps its own source).
+    fn to_remote(&self, here: &ActorUid) -> RemoteError;
+}
+
+impl<E: Error + 'static> Inspect for E {
+    fn to_remote(&self, here: &ActorUid) -> RemoteError {
+        inspect_dyn(self, short_type_name::<E>(), here)
+    }
+}
+
+impl Inspect for dyn Error + 'static {
+    fn to_remote(&self, here: &ActorUid) -> RemoteError {
+        inspect_dyn(self, dyn_type_name(self), here)
+    }
+}
+
+impl Inspect for dyn Error + Send + Sync + 'static {
+    fn to_remote(&self, here: &ActorUid) -> RemoteError {
+        Inspect::to_remote(self as &(dyn Error + 'static), here)
+    }
+}
+
+impl Inspect for Report {
+    fn to_remote(&self, here: &ActorUid) -> RemoteError {
+        to_remote(self, here.clone())
+    }
+}
+
+fn inspect_dyn(err: &(dyn Error + 'static), type_name: &str, here: &ActorUid) -> RemoteError {
+    match err.downcast_ref::<RemoteError>() {
+        Some(remote) => remote.clone(),
+        None => RemoteError::from_dyn(err, type_name, here.clone()),
+    }
+}
+
+/// A type name for an error whose type is erased: `dyn Error` keeps no
+/// name, so a generic one.
+fn dyn_type_name(err: &(dyn Error + 'static)) -> &'static str {
+    if err.is::<std::io::Error>() {
+        "io::Error"
+    } else {
+        "Error"
+    }
+}
+
 /// Boxes `failure`, raised in actor `src_uid`, for the trip up the tree:
 /// its message, its causes, and its site and backtrace when it has them
 /// (a plain error has neither: nothing was captured where it was raised).
@@ -221,5 +271,27 @@ mod tests {
             "{shown}"
         );
         assert!(shown.ends_with("\n  caused by: disk on fire"), "{shown}");
+    }
+
+    #[test]
+    fn post_mortem_takes_errors_dyn_errors_reports_and_remote_errors() {
+        let here = ActorUid::new("here", "1");
+        let err = "x".parse::<u16>().unwrap_err();
+        let sized = Inspect::to_remote(&err, &here);
+        assert_eq!(
+            (sized.type_name.as_str(), sized.site.is_none()),
+            ("ParseIntError", true)
+        );
+        let erased: &(dyn Error + 'static) = &err;
+        assert_eq!(erased.to_remote(&here).message, err.to_string());
+        let report = Report::new(err.clone());
+        let boxed = report.to_remote(&here);
+        assert_eq!(
+            boxed.site.as_ref().map(|s| s.line),
+            Some(report.site().line())
+        );
+        assert!(!boxed.backtrace.is_empty());
+        let from_child = RemoteError::new("NameError", "gone", ActorUid::new("child", "2"));
+        assert_eq!(from_child.to_remote(&here), from_child, "kept as it came");
     }
 }

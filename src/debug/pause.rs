@@ -13,6 +13,7 @@ use super::repl::{self, Location, Outcome, Session};
 use super::status::DebugStatus;
 use super::DebugError;
 use crate::msg::{ActorUid, RemoteError, TaskUid};
+use crate::report::Inspect;
 use crate::task::{lock, Instrument};
 
 /// The user left a REPL with `q`: the paused task fails with this, and it
@@ -220,12 +221,24 @@ impl Drop for ReleaseIfDropped {
 
 /// Opens the crash REPL on `err` in this actor: hosts call it (through
 /// [`crash_repl`]) when an actor's entry failed, before the failure goes
-/// up the tree; code may call it on any error it holds. `c` and `q` both
-/// leave: the error goes on.
-pub async fn post_mortem(err: &RemoteError) -> Result<(), PauseError> {
+/// up the tree; code may call it on any error it holds: an error (or a
+/// `&dyn Error`), a [`crate::Report`] (the REPL then shows its site and
+/// backtrace), a `RemoteError` from a child. `c` and `q` both leave: the
+/// error goes on.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), smol_devx::debug::pause::PauseError> {
+/// let err = "eighty".parse::<u16>().unwrap_err();
+/// smol_devx::debug::pause::post_mortem(&err).await?;
+/// let report = smol_devx::Report::new(err);
+/// smol_devx::debug::pause::post_mortem(&report).await?;
+/// # Ok(()) }
+/// ```
+pub async fn post_mortem<E: Inspect + ?Sized>(err: &E) -> Result<(), PauseError> {
     let host = host::require().map_err(PauseError::Refused)?;
     let uid = host.uid();
-    let repl = until_not_gdb(|| Session::crash(&uid, err), &*host);
+    let err = err.to_remote(&uid);
+    let repl = until_not_gdb(|| Session::crash(&uid, &err), &*host);
     in_repl("post_mortem", repl).await.map(drop)
 }
 
@@ -272,7 +285,7 @@ fn wants_crash_repl(here: &ActorUid, err: &RemoteError) -> bool {
 
 /// [`post_mortem`] from a plain thread of an actor (refused, like
 /// [`pause_blocking()`], on a thread that runs its tasks).
-pub fn post_mortem_blocking(err: &RemoteError) -> Result<(), PauseError> {
+pub fn post_mortem_blocking<E: Inspect + ?Sized>(err: &E) -> Result<(), PauseError> {
     block_off_executor(post_mortem(err))
 }
 
