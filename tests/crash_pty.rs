@@ -74,6 +74,33 @@ fn scenario_5_subactor_error_climbs_to_the_root() {
     assert!(rest.contains("RemoteActorError: ('name_error'"), "{rest}");
 }
 
+/// `gdb` in a subactor's crash REPL attaches to that subactor; once gdb
+/// detaches and quits, the same crash REPL comes back, and the tree goes
+/// on as before.
+#[test]
+fn gdb_from_a_crash_repl_comes_back_to_it() {
+    if !common::gdb_installed() {
+        return;
+    }
+    let mut pty = Pty::spawn("subactor_error", &[]);
+    let first = pty.expect_prompt();
+    assert_before(&first, &[CRASH_MSG, "('name_error', '"]);
+    pty.send_line("gdb");
+    pty.expect_gdb_prompt();
+    pty.send_line("detach");
+    pty.expect_gdb_prompt();
+    pty.send_line("quit");
+    let again = pty.expect_prompt();
+    assert_before(&again, &[CRASH_MSG, "('name_error', '", "NameError"]);
+    assert!(!again.contains("('root', '"), "{again}");
+    pty.send_line("c");
+    let root = pty.expect_prompt();
+    assert_before(&root, &[CRASH_MSG, "('root', '", "raised NameError"]);
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+}
+
 /// The line of `examples/<example>.rs` holding `needle`.
 fn line_in(example: &str, needle: &str) -> usize {
     let path = format!("{}/examples/{example}.rs", env!("CARGO_MANIFEST_DIR"));
@@ -163,6 +190,11 @@ fn scenario_15_crash_handler_on_a_panic_then_the_same_panic() {
             &at,
         ],
     );
+    // `l` shows the panic's line.
+    pty.send_line("l");
+    let listing = pty.expect_prompt();
+    let marked = format!("{:>5} -> ", line_of("empty[3]"));
+    assert!(listing.contains(&marked), "{marked:?} not in:\n{listing}");
     pty.send_line("q");
     let (rest, code) = pty.expect_exit();
     assert_eq!(code, 101, "the original panic: {rest}");

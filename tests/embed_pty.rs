@@ -65,6 +65,25 @@ fn drive(example: &str, usr1: bool) {
     let before = pty.expect_prompt();
     assert_before(&before, &["x = 42"]);
     seen.push_str(&before);
+    // The host's executor (async-std's, or smol's) shows no frame.
+    pty.send_line("bt");
+    let bt = pty.expect_prompt();
+    assert!(bt.contains(&format!("{example}::pauser")), "{bt}");
+    let executors = [
+        "async_std::",
+        "async_global_executor::",
+        "async_executor::",
+        "async_task::",
+        "smol::",
+    ];
+    for line in bt.lines().filter(|l| !l.contains("hidden")) {
+        let frame = line.trim_start().trim_start_matches('<');
+        assert!(
+            !executors.iter().any(|e| frame.starts_with(e)),
+            "{line} shown:\n{bt}"
+        );
+    }
+    seen.push_str(&bt);
 
     // `crasher` is up (its socket is bound once its host is installed)
     // and queued behind `pauser`.
