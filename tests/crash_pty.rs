@@ -101,6 +101,54 @@ fn gdb_from_a_crash_repl_comes_back_to_it() {
     assert_ne!(code, 0, "{rest}");
 }
 
+/// A panic while another actor's REPL owns the terminal: std's message
+/// is not printed over that REPL; the panicking actor's own crash REPL
+/// shows it, with its line.
+#[test]
+fn a_panic_prints_nothing_over_another_actor_s_repl() {
+    let mut pty = Pty::spawn("panic_beside_a_pause", &[]);
+    let first = pty.expect_prompt();
+    assert_before(&first, &[PAUSE_MSG, "('pauser', '"]);
+    // `panicker` panics once `pauser` holds the lock, then queues.
+    let mut waiting = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !waiting.contains("panicker") {
+        assert!(std::time::Instant::now() < deadline, "{waiting}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        pty.send_line("lock");
+        waiting.push_str(&pty.expect_prompt());
+    }
+    pty.send_line("c");
+    let crash = pty.expect_prompt();
+    let line = line_in("panic_beside_a_pause", "empty[index]");
+    for seen in [&waiting, &crash] {
+        assert!(
+            !seen.contains("panicked at"),
+            "std's message shown:\n{seen}"
+        );
+    }
+    assert_before(
+        &crash,
+        &[
+            CRASH_MSG,
+            "('panicker', '",
+            "raised panic: index out of bounds",
+            &format!("(at examples/panic_beside_a_pause.rs:{line}:"),
+            &format!("> examples/panic_beside_a_pause.rs:{line}"),
+        ],
+    );
+    pty.send_line("l");
+    let listing = pty.expect_prompt();
+    assert!(listing.contains(&format!("{line:>5} -> ")), "{listing}");
+    pty.send_line("c");
+    let root = pty.expect_prompt();
+    assert_before(&root, &[CRASH_MSG, "('root', '", "raised panic"]);
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_ne!(code, 0, "{rest}");
+    assert!(!rest.contains("panicked at"), "{rest}");
+}
+
 /// The line of `examples/<example>.rs` holding `needle`.
 fn line_in(example: &str, needle: &str) -> usize {
     let path = format!("{}/examples/{example}.rs", env!("CARGO_MANIFEST_DIR"));

@@ -198,8 +198,11 @@ pub(super) async fn run_dialog(
     let args = std::mem::take(&mut dialog.args);
     let ctx = chan.accept(dialog, handler.spec);
     let token = cancel::Token::register();
+    // Its panics are caught here and shown in the crash REPL or up the
+    // tree, not printed over whichever REPL owns the terminal.
     let work =
-        AssertUnwindSafe(token.scope((handler.run)(actor.clone(), ctx, args))).catch_unwind();
+        crate::debug::panic::ShownLater::new(token.scope((handler.run)(actor.clone(), ctx, args)));
+    let work = AssertUnwindSafe(work).catch_unwind();
     let mut work = std::pin::pin!(work.instrument("handler"));
     let first = async { Some((&mut work).await) }
         .or(async {

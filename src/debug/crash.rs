@@ -66,7 +66,7 @@ impl CrashHandler {
     {
         capture_panics();
         let here = process_uid();
-        match catch_unwind(AssertUnwindSafe(f)) {
+        match catch_unwind(AssertUnwindSafe(|| super::panic::shown_later(f))) {
             Ok(Ok(value)) => Ok(Some(value)),
             Ok(Err(err)) => {
                 if !self.ignore.is_some_and(|skip| skip(&err)) {

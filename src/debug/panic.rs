@@ -1,5 +1,10 @@
 //! Panics kept for the crash REPL: where each happened and its
 //! backtrace, taken by a panic hook on the panicking thread.
+//!
+//! A panic that code of this crate catches and shows (a handler's, in its
+//! crash REPL's header or up the tree; `crash_handler`'s) is not printed
+//! by std's hook when it happens: in a tree, another actor's REPL may own
+//! the terminal then, and the message would land in the middle of it.
 
 use std::any::Any;
 use std::backtrace::Backtrace;
@@ -10,6 +15,9 @@ use crate::msg::{ActorUid, RemoteError, Site};
 pub const PANIC_TYPE: &str = "panic";
 
 std::thread_local! {
+    /// Whether a panic on this thread now is caught and shown by this
+    /// crate ([`shown_later`]).
+    static SHOWN_LATER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Where the last panic on this thread happened, and its backtrace,
     /// kept by the hook of [`capture_panics`] until the panic is boxed.
     static LAST_PANIC: std::cell::RefCell<Option<(Option<Site>, String)>> = const { std::cell::RefCell::new(None) };
@@ -25,7 +33,10 @@ pub fn capture_panics() {
             let at = info.location().map(Site::from);
             let backtrace = Backtrace::force_capture().to_string();
             let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some((at, backtrace)));
-            previous(info);
+            let later = SHOWN_LATER.try_with(|s| s.get()).unwrap_or(false);
+            if !(later && crate::debug::host::current().is_some()) {
+                previous(info);
+            }
         }));
     });
 }
@@ -55,6 +66,45 @@ pub fn box_panic(payload: &(dyn Any + Send), here: &ActorUid) -> RemoteError {
             }
         }
         None => RemoteError::new(PANIC_TYPE, message, here.clone()),
+    }
+}
+
+/// Runs `f` with this thread's panics kept for the catcher to show, not
+/// printed by std's hook (when a debugger host is installed).
+pub(crate) fn shown_later<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = SHOWN_LATER.try_with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SHOWN_LATER.with(|s| s.replace(true)));
+    f()
+}
+
+pin_project_lite::pin_project! {
+    /// A future whose polls run under [`shown_later`]: the future a
+    /// caller catches the panics of.
+    pub(crate) struct ShownLater<F> {
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F> ShownLater<F> {
+    pub(crate) fn new(fut: F) -> Self {
+        Self { fut }
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for ShownLater<F> {
+    type Output = F::Output;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let fut = self.project().fut;
+        shown_later(|| fut.poll(cx))
     }
 }
 

@@ -61,8 +61,9 @@ const STARTUP_FRAMES: &[&str] = &[
 
 /// Whether a frame is runtime plumbing rather than the program's own:
 /// a function of a hidden crate, that crate's trait implemented for a
-/// hidden crate's type or for a bare generic (`<&mut F as
-/// core::future::future::Future>::poll`: an adapter, never the program's
+/// hidden crate's type or for a type without a path, a generic or a
+/// primitive (`<&mut F as core::future::future::Future>::poll`, `<usize
+/// as core::slice::index::SliceIndex<[T]>>::index`: never the program's
 /// code), or process start-up.
 fn is_runtime_frame(function: &str) -> bool {
     let hidden = |path: &str| HIDDEN_CRATES.iter().any(|c| path.starts_with(c));
@@ -72,8 +73,7 @@ fn is_runtime_frame(function: &str) -> bool {
                 .trim_start_matches("&mut ")
                 .trim_start_matches('&')
                 .trim_start_matches("dyn ");
-            let generic = !ty.contains("::") && ty.chars().next().is_some_and(char::is_uppercase);
-            return hidden(ty) || (generic && hidden(rest));
+            return hidden(ty) || (!ty.contains("::") && hidden(rest));
         }
         return hidden(qualified.trim_start_matches("&dyn "));
     }

@@ -111,3 +111,38 @@ fn any_bytes_from_a_pipe_are_lines_never_a_read_error() {
     assert!(out.contains("x = 42"), "{out}");
     assert!(out.contains("*** unknown command \"\u{fffd}\""), "{out}");
 }
+
+#[test]
+fn runtime_and_adapter_frames_are_hidden_the_program_s_are_not() {
+    for runtime in [
+        "smol_devx::debug::pause::pause",
+        "<&mut F as core::future::future::Future>::poll",
+        "<core::pin::Pin<P> as core::future::future::Future>::poll",
+        "<usize as core::slice::index::SliceIndex<[T]>>::index",
+        "<F as futures_lite::future::FutureExt>::or",
+        "async_std::task::builder::Builder::blocking",
+        "async_global_executor::reactor::block_on",
+        "std::rt::lang_start_internal",
+        "main",
+    ] {
+        assert!(is_runtime_frame(runtime), "{runtime} shown");
+    }
+    for program in [
+        "crash_site::parse_port",
+        "<my_app::Port as core::str::traits::FromStr>::from_str",
+        "<embed_async_std::AsyncStd as embed_async_std::embed::Rt>::block_on",
+        "crash_site::loader::{{closure}}",
+    ] {
+        assert!(!is_runtime_frame(program), "{program} hidden");
+    }
+}
+
+#[test]
+fn a_failure_that_captured_nothing_says_so_once() {
+    let mut s = session();
+    s.kind = Kind::Crash;
+    s.location = None;
+    s.backtrace = String::new();
+    assert_eq!(s.render_backtrace(false), NOTHING_CAPTURED.trim_end());
+    assert!(s.listing().ends_with(NOTHING_CAPTURED), "{}", s.listing());
+}
