@@ -181,9 +181,10 @@ impl Runtime {
                     Ok(out) => return encode(&out).map_err(|e| error::box_error(e, &here)),
                     Err(e) => e,
                 };
-                // Boxing resolves a backtrace, milliseconds on this actor's
-                // only thread: first let the tasks that the failure's
-                // cleanup woke run (a force-released lock's next holder).
+                // Boxing a Report resolves its backtrace, milliseconds on
+                // this actor's thread: first let the tasks that the
+                // failure's cleanup woke run (a force-released lock's next
+                // holder).
                 smol::future::yield_now().await;
                 Err(error::box_error(e, &here))
             })
