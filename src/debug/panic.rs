@@ -92,6 +92,7 @@ pin_project_lite::pin_project! {
 }
 
 impl<F> ShownLater<F> {
+    #[cfg_attr(not(feature = "runtime"), allow(dead_code))] // the runtime's handlers use it
     pub(crate) fn new(fut: F) -> Self {
         Self { fut }
     }
