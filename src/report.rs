@@ -8,6 +8,11 @@
 //! site, in this actor and, labelled remote, in every actor the failure
 //! climbs through.
 //!
+//! An entry may also fail with any error ([`IntoFailure`]): then nothing
+//! was captured where it was raised, and the crash REPL says so; with the
+//! crate's `anyhow` or `eyre` feature, an `anyhow::Error` or an
+//! `eyre::Report` keeps what those captured.
+//!
 //! The backtrace is captured always in a debug build, and in a release
 //! build as `RUST_LIB_BACKTRACE` / `RUST_BACKTRACE` say (std's
 //! [`Backtrace::capture`]); capturing is cheap, resolving it to text is
@@ -26,12 +31,13 @@
 //! assert_eq!(err.to_string(), "invalid digit found in string");
 //! ```
 
+use std::any::Any;
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::error::Error;
 use std::fmt;
 use std::panic::Location;
 
-use crate::msg::{short_type_name, ActorUid, RemoteError};
+use crate::msg::{short_type_name, ActorUid, RemoteError, Site};
 
 /// An error with the site of the `?` that made it, and a backtrace taken
 /// there. Converts from any `Error + Send + Sync + 'static`.
@@ -125,45 +131,144 @@ impl fmt::Debug for Report {
     }
 }
 
-/// What an actor's entry or handler may fail with: any error, or a
-/// [`Report`] (which carries its own site and backtrace).
-pub trait Failure: Send + Sync + 'static {
-    /// The failure as an error, for its message and its `source()` chain.
-    fn as_error(&self) -> &(dyn Error + 'static);
-    /// The short type name shown in crash headers.
-    fn type_name(&self) -> &'static str;
+/// A failure as it was raised in an actor, ready to be boxed for the trip
+/// up the tree: the error (its message and `source()` chain), its type
+/// name, and what it captured where it was raised.
+pub struct Raised {
+    /// The error.
+    pub error: Box<dyn Error + Send + Sync + 'static>,
+    /// Its short type name (`ParseIntError`).
+    pub type_name: &'static str,
     /// Where it was raised, when it knows.
-    fn site(&self) -> Option<&'static Location<'static>> {
-        None
-    }
-    /// The backtrace taken where it was raised, when one was.
-    fn backtrace(&self) -> Option<&Backtrace> {
-        None
+    pub site: Option<Site>,
+    /// The backtrace taken there, as text; empty when none was.
+    pub backtrace: String,
+}
+
+impl Raised {
+    /// The failure boxed, raised in actor `src_uid`, named `type_name`.
+    pub fn to_remote(&self, type_name: &str, src_uid: ActorUid) -> RemoteError {
+        let mut boxed = RemoteError::from_dyn(&*self.error, type_name, src_uid);
+        if let Some(site) = &self.site {
+            boxed = boxed.with_site(site.clone());
+        }
+        boxed.with_backtrace(self.backtrace.clone())
     }
 }
 
-impl<E: Error + Send + Sync + 'static> Failure for E {
-    fn as_error(&self) -> &(dyn Error + 'static) {
-        self
-    }
-    fn type_name(&self) -> &'static str {
-        short_type_name::<E>()
+/// What an actor's entry, a handler or the root's body may fail with:
+/// any error, a [`Report`] (with its site and backtrace), and, with the
+/// crate's features of those names, an `anyhow::Error` or an
+/// `eyre::Report` (with what they captured).
+pub trait IntoFailure: Send + 'static {
+    /// The failure, taken apart for boxing.
+    fn into_raised(self) -> Raised;
+}
+
+impl<E> IntoFailure for E
+where
+    E: Into<Box<dyn Error + Send + Sync + 'static>> + Send + 'static,
+{
+    fn into_raised(self) -> Raised {
+        let type_name = short_type_name::<E>();
+        let any: Box<dyn Any + Send> = Box::new(self);
+        let any = match any.downcast::<Report>() {
+            Ok(report) => return report.into_raised_here(),
+            Err(any) => any,
+        };
+        #[cfg(feature = "anyhow")]
+        let any = match any.downcast::<anyhow::Error>() {
+            Ok(error) => return from_anyhow(*error),
+            Err(any) => any,
+        };
+        #[cfg(feature = "eyre")]
+        let any = match any.downcast::<eyre::Report>() {
+            Ok(report) => return from_eyre(*report),
+            Err(any) => any,
+        };
+        let Ok(error) = any.downcast::<E>() else {
+            unreachable!("the box holds an E")
+        };
+        Raised {
+            error: (*error).into(),
+            type_name,
+            site: None,
+            backtrace: String::new(),
+        }
     }
 }
 
-impl Failure for Report {
-    fn as_error(&self) -> &(dyn Error + 'static) {
-        &*self.0.error
+impl Report {
+    fn into_raised_here(self) -> Raised {
+        let backtrace = self
+            .backtrace()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        let Inner {
+            error,
+            type_name,
+            site,
+            ..
+        } = *self.0;
+        Raised {
+            error,
+            type_name,
+            site: Some(site.into()),
+            backtrace,
+        }
     }
-    fn type_name(&self) -> &'static str {
-        self.0.type_name
+}
+
+/// The error a report holds (its site and backtrace are dropped: take
+/// them first).
+impl From<Report> for Box<dyn Error + Send + Sync + 'static> {
+    fn from(report: Report) -> Self {
+        report.0.error
     }
-    fn site(&self) -> Option<&'static Location<'static>> {
-        Some(self.0.site)
+}
+
+/// An `anyhow::Error`: its chain, and its backtrace when anyhow captured
+/// one (`RUST_BACKTRACE`/`RUST_LIB_BACKTRACE`).
+#[cfg(feature = "anyhow")]
+fn from_anyhow(error: anyhow::Error) -> Raised {
+    let captured = error.backtrace();
+    let backtrace = match captured.status() {
+        BacktraceStatus::Captured => captured.to_string(),
+        _ => String::new(),
+    };
+    Raised {
+        error: error.into(),
+        type_name: "anyhow::Error",
+        site: None,
+        backtrace,
     }
-    fn backtrace(&self) -> Option<&Backtrace> {
-        Report::backtrace(self)
+}
+
+/// An `eyre::Report`: its chain, and the site its default handler
+/// records (the `Location:` of its report).
+#[cfg(feature = "eyre")]
+fn from_eyre(report: eyre::Report) -> Raised {
+    let shown = format!("{report:?}");
+    let site = shown
+        .split_once("Location:")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(parse_site);
+    Raised {
+        error: report.into(),
+        type_name: "eyre::Report",
+        site,
+        backtrace: String::new(),
     }
+}
+
+/// `file:line:col`.
+#[cfg(feature = "eyre")]
+fn parse_site(text: &str) -> Option<Site> {
+    let mut parts = text.rsplitn(3, ':');
+    let col = parts.next()?.parse().ok()?;
+    let line = parts.next()?.parse().ok()?;
+    let file = parts.next()?.to_owned();
+    Some(Site { file, line, col })
 }
 
 /// What [`post_mortem`](crate::debug::pause::post_mortem) opens a crash
@@ -195,7 +300,12 @@ impl Inspect for dyn Error + Send + Sync + 'static {
 
 impl Inspect for Report {
     fn to_remote(&self, here: &ActorUid) -> RemoteError {
-        to_remote(self, here.clone())
+        let mut boxed = RemoteError::from_dyn(self.error(), self.type_name(), here.clone())
+            .with_site(self.site().into());
+        if let Some(bt) = self.backtrace() {
+            boxed = boxed.with_backtrace(bt.to_string());
+        }
+        boxed
     }
 }
 
@@ -214,20 +324,6 @@ fn dyn_type_name(err: &(dyn Error + 'static)) -> &'static str {
     } else {
         "Error"
     }
-}
-
-/// Boxes `failure`, raised in actor `src_uid`, for the trip up the tree:
-/// its message, its causes, and its site and backtrace when it has them
-/// (a plain error has neither: nothing was captured where it was raised).
-pub fn to_remote<F: Failure + ?Sized>(failure: &F, src_uid: ActorUid) -> RemoteError {
-    let mut boxed = RemoteError::from_dyn(failure.as_error(), failure.type_name(), src_uid);
-    if let Some(site) = failure.site() {
-        boxed = boxed.with_site(site.into());
-    }
-    if let Some(bt) = failure.backtrace() {
-        boxed = boxed.with_backtrace(bt.to_string());
-    }
-    boxed
 }
 
 #[cfg(test)]

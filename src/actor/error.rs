@@ -4,7 +4,7 @@ use std::any::Any;
 
 use crate::ipc::DialogError;
 use crate::msg::{ActorUid, RemoteError};
-use crate::report::{self, Failure};
+use crate::report::{self, IntoFailure};
 use crate::task::lock;
 
 pub(super) use crate::debug::panic::{box_panic, capture_panics};
@@ -13,48 +13,47 @@ pub const CANCELLED_TYPE: &str = "ContextCancelled";
 
 /// Boxes an actor's failure. A `RemoteError` relayed from a child keeps
 /// its original type, message and source and gains this actor as a hop;
-/// anything else is boxed here, with this actor as the source.
-pub(super) fn box_error<E: Failure>(err: E, here: &ActorUid) -> RemoteError {
-    let any: Box<dyn Any> = Box::new(err);
+/// anything else is boxed here, with this actor as the source, with what
+/// it captured where it was raised (a [`crate::Report`]'s site and
+/// backtrace), nothing taken here, where it only passes by.
+pub(super) fn box_error<E: IntoFailure>(err: E, here: &ActorUid) -> RemoteError {
+    match relayed(err) {
+        Ok(remote) => remote.relayed_by(here.clone()),
+        Err(raised) => boxed_here(raised, here),
+    }
+}
+
+/// [`box_error`] for the root's body: a child's error it returns is the
+/// child's, not relayed once more.
+pub(super) fn box_root_error<E: IntoFailure>(err: E, here: &ActorUid) -> RemoteError {
+    match relayed(err) {
+        Ok(remote) => remote,
+        Err(raised) => boxed_here(raised, here),
+    }
+}
+
+/// The child's error inside `err`, or `err` taken apart.
+fn relayed<E: IntoFailure>(err: E) -> Result<RemoteError, report::Raised> {
+    let any: Box<dyn Any + Send> = Box::new(err);
     let any = match any.downcast::<RemoteError>() {
-        Ok(remote) => return remote.relayed_by(here.clone()),
+        Ok(remote) => return Ok(*remote),
         Err(any) => any,
     };
-    let any = match any.downcast::<DialogError>() {
+    match any.downcast::<DialogError>() {
         Ok(dialog) => match *dialog {
-            DialogError::Remote(remote) => return remote.relayed_by(here.clone()),
-            other => return boxed_here(&other, here),
+            DialogError::Remote(remote) => Ok(remote),
+            other => Err(other.into_raised()),
         },
-        Err(any) => any,
-    };
-    match any.downcast::<E>() {
-        Ok(err) => boxed_here(&*err, here),
-        Err(_) => unreachable!("the box holds an E"),
+        Err(any) => match any.downcast::<E>() {
+            Ok(err) => Err(err.into_raised()),
+            Err(_) => unreachable!("the box holds an E"),
+        },
     }
 }
 
-/// [`box_error`] for a failure that stays with its owner (the root's
-/// body, which still returns it).
-pub(super) fn box_error_ref<E: Failure>(err: &E, here: &ActorUid) -> RemoteError {
-    let any: &dyn Any = err;
-    if let Some(remote) = any.downcast_ref::<RemoteError>() {
-        return remote.clone();
-    }
-    if let Some(DialogError::Remote(remote)) = any.downcast_ref::<DialogError>() {
-        return remote.clone();
-    }
-    boxed_here(err, here)
-}
-
-/// A failure raised in this actor: boxed with what it captured where it
-/// was raised (a [`crate::Report`]'s site and backtrace), nothing taken
-/// here, where it only passes by.
-fn boxed_here<E: Failure + ?Sized>(err: &E, here: &ActorUid) -> RemoteError {
-    let mut boxed = report::to_remote(err, here.clone());
-    if let Some(name) = registered_name(err.as_error()) {
-        boxed.type_name = name.to_owned();
-    }
-    boxed
+fn boxed_here(raised: report::Raised, here: &ActorUid) -> RemoteError {
+    let name = registered_name(&*raised.error).unwrap_or(raised.type_name);
+    raised.to_remote(name, here.clone())
 }
 
 /// Names an error for the trip up the tree, where its Rust type name
@@ -130,5 +129,41 @@ mod tests {
         assert!(error
             .backtrace
             .contains("three_hops_keep_the_original_intact"));
+    }
+}
+
+/// With the `anyhow` and `eyre` features: their errors keep what they
+/// captured through the boxing (`cargo test --features anyhow,eyre`).
+#[cfg(all(test, feature = "anyhow", feature = "eyre"))]
+mod foreign_reports {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn an_anyhow_error_keeps_its_chain_and_its_backtrace() {
+        let parsed = "eighty".parse::<u16>();
+        let err = parsed.context("loading the config").unwrap_err();
+        let boxed = box_error(err, &ActorUid::new("loader", "1"));
+        assert_eq!(boxed.type_name, "anyhow::Error");
+        assert_eq!(boxed.message, "loading the config");
+        assert_eq!(boxed.causes[0].message, "invalid digit found in string");
+        // anyhow captures as RUST_BACKTRACE / RUST_LIB_BACKTRACE say.
+        let wanted = ["RUST_LIB_BACKTRACE", "RUST_BACKTRACE"]
+            .iter()
+            .find_map(|v| std::env::var(v).ok())
+            .is_some_and(|v| v != "0");
+        assert_eq!(!boxed.backtrace.is_empty(), wanted, "{}", boxed.backtrace);
+    }
+
+    #[test]
+    fn an_eyre_report_keeps_its_chain_and_its_location() {
+        use eyre::WrapErr as _;
+        let line = line!() + 1;
+        let err = "eighty".parse::<u16>().wrap_err("loading the config");
+        let boxed = box_error(err.unwrap_err(), &ActorUid::new("loader", "1"));
+        assert_eq!(boxed.type_name, "eyre::Report");
+        assert_eq!(boxed.causes[0].message, "invalid digit found in string");
+        let site = boxed.site.clone().expect("eyre's location");
+        assert_eq!((site.file.as_str(), site.line), (file!(), line));
     }
 }

@@ -14,8 +14,9 @@ use smol::future::FutureExt;
 use crate::codec::{encode_pld, Codec, CodecError, PldSpec};
 use crate::ipc::random::{new_token, new_uuid};
 use crate::ipc::{Addr, Context, Listener, Transport};
+use crate::msg::RemoteError;
 use crate::msg::{ActorUid, Pld};
-use crate::report::Failure;
+use crate::report::IntoFailure;
 use crate::task::{self, Instrument};
 
 use super::env;
@@ -122,7 +123,7 @@ impl Runtime {
     where
         A: DeserializeOwned + Send + 'static,
         R: Serialize + 'static,
-        E: Failure,
+        E: IntoFailure,
         F: Fn(Actor, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
@@ -144,7 +145,7 @@ impl Runtime {
     where
         A: DeserializeOwned + Send + 'static,
         R: Serialize + 'static,
-        E: Failure,
+        E: IntoFailure,
         F: Fn(Actor, Context, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
@@ -164,7 +165,7 @@ impl Runtime {
     where
         A: DeserializeOwned + Send + 'static,
         R: 'static,
-        E: Failure,
+        E: IntoFailure,
         F: Fn(Actor, Context, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<R, E>> + Send + 'static,
     {
@@ -201,7 +202,7 @@ impl Runtime {
     where
         F: FnOnce(Actor) -> Fut,
         Fut: Future<Output = Result<(), E>>,
-        E: Failure,
+        E: IntoFailure,
     {
         error::capture_panics();
         if let Ok(entry) = std::env::var(env::ENTRY) {
@@ -226,7 +227,7 @@ impl Runtime {
             match result {
                 Some(Ok(())) => ExitCode::SUCCESS,
                 Some(Err(e)) => {
-                    eprintln!("{}", e.as_error());
+                    eprintln!("{e}");
                     ExitCode::FAILURE
                 }
                 None => {
@@ -390,11 +391,11 @@ impl Runtime {
 
 /// The root's body raced against a tree cancel: `None` when cancelled.
 /// A body's `Err` goes to the crash hook first.
-async fn run_root<F, Fut, E>(actor: Actor, root: F) -> Option<Result<(), E>>
+async fn run_root<F, Fut, E>(actor: Actor, root: F) -> Option<Result<(), RemoteError>>
 where
     F: FnOnce(Actor) -> Fut,
     Fut: Future<Output = Result<(), E>>,
-    E: Failure,
+    E: IntoFailure,
 {
     let cancelled = actor.inner.cancel.1.clone();
     let body = async { Some(root(actor.clone()).await) };
@@ -408,12 +409,9 @@ where
     if actor.cancel_requested() {
         return None;
     }
-    if let Some(Err(e)) = &result {
-        actor
-            .crashed(e.as_error().to_string(), || {
-                error::box_error_ref(e, actor.uid())
-            })
-            .await;
+    let result = result.map(|r| r.map_err(|e| error::box_root_error(e, actor.uid())));
+    if let Some(Err(boxed)) = &result {
+        actor.crashed(boxed.to_string(), || boxed.clone()).await;
     }
     result
 }

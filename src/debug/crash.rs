@@ -16,7 +16,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use super::panic::{box_panic, capture_panics};
 use super::repl::{self, Session};
 use crate::msg::{ActorUid, RemoteError};
-use crate::report::{self, Failure};
+use crate::report::Inspect;
 
 /// Which errors skip the REPL.
 pub type ErrorFilter = fn(&(dyn std::error::Error + 'static)) -> bool;
@@ -60,14 +60,17 @@ impl CrashHandler {
     }
 
     /// Runs `f`; on an `Err` or a panic, opens the crash REPL first.
-    pub fn run<T, E: Failure>(self, f: impl FnOnce() -> Result<T, E>) -> Result<Option<T>, E> {
+    pub fn run<T, E>(self, f: impl FnOnce() -> Result<T, E>) -> Result<Option<T>, E>
+    where
+        E: std::error::Error + 'static,
+    {
         capture_panics();
         let here = process_uid();
         match catch_unwind(AssertUnwindSafe(|| super::panic::shown_later(f))) {
             Ok(Ok(value)) => Ok(Some(value)),
             Ok(Err(err)) => {
-                if !self.ignore.is_some_and(|skip| skip(err.as_error())) {
-                    open(&report::to_remote(&err, here));
+                if !self.ignore.is_some_and(|skip| skip(&err)) {
+                    open(&err.to_remote(&here));
                 }
                 if self.reraise {
                     Err(err)
@@ -88,7 +91,10 @@ impl CrashHandler {
 
 /// Runs `f` under the default [`CrashHandler`]: on an `Err` or a panic,
 /// a crash REPL, then the same failure (exit codes stay honest).
-pub fn crash_handler<T, E: Failure>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+pub fn crash_handler<T, E>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E>
+where
+    E: std::error::Error + 'static,
+{
     CrashHandler::new()
         .run(f)
         .map(|value| value.expect("a default CrashHandler re-raises every failure"))
