@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::pty::{assert_before, Pty};
+use common::pty::{assert_before, assert_no_frame_of, Pty};
 use smol_devx::debug::repl::{CRASH_MSG, PAUSE_MSG};
 
 /// Runtime crates that `bt` must not show.
@@ -27,13 +27,7 @@ fn scenario_3_root_actor_error() {
     pty.send_line("bt");
     let bt = pty.expect_prompt();
     assert!(bt.contains("root_actor_error::main"), "{bt}");
-    for runtime in RUNTIME {
-        let shown = bt
-            .lines()
-            .filter(|l| !l.contains("hidden"))
-            .any(|l| l.trim_start().starts_with(runtime));
-        assert!(!shown, "{runtime} frame shown:\n{bt}");
-    }
+    assert_no_frame_of(&bt, &RUNTIME);
     pty.send_line("q");
     let (rest, code) = pty.expect_exit();
     assert_ne!(code, 0, "{rest}");
@@ -57,16 +51,10 @@ fn scenario_5_subactor_error_climbs_to_the_root() {
     // A plain error captured nothing where it was raised: said once,
     // with the way to get a site, instead of a backtrace of the boxing.
     assert!(first.contains("return smol_devx::Report"), "{first}");
-    pty.send_line("c");
-    let second = pty.expect_prompt();
-    assert_before(
-        &second,
-        &[
-            CRASH_MSG,
-            "('root', '",
-            "RemoteActorError: ('name_error', '",
-            "raised NameError",
-        ],
+    after_c_a_crash_repl_of(
+        &mut pty,
+        "root",
+        &["RemoteActorError: ('name_error', '", "raised NameError"],
     );
     pty.send_line("c");
     let (rest, code) = pty.expect_exit();
@@ -149,6 +137,17 @@ fn a_panic_prints_nothing_over_another_actor_s_repl() {
     assert!(!rest.contains("panicked at"), "{rest}");
 }
 
+/// Leaves the REPL with `c`; the next prompt must be `actor`'s crash REPL
+/// showing `parts`.
+fn after_c_a_crash_repl_of(pty: &mut Pty, actor: &str, parts: &[&str]) -> String {
+    pty.send_line("c");
+    let shown = pty.expect_prompt();
+    let header = format!("{CRASH_MSG} ('{actor}', '");
+    assert_before(&shown, &[&header]);
+    assert_before(&shown, parts);
+    shown
+}
+
 /// The line of `examples/<example>.rs` holding `needle`.
 fn line_in(example: &str, needle: &str) -> usize {
     let path = format!("{}/examples/{example}.rs", env!("CARGO_MANIFEST_DIR"));
@@ -185,26 +184,17 @@ fn a_report_s_site_shows_in_every_crash_repl_up_the_tree() {
         at("crash_site::parse_port") < at("crash_site::load_config"),
         "{bt}"
     );
-    for runtime in RUNTIME {
-        let shown = bt
-            .lines()
-            .filter(|l| !l.contains("hidden"))
-            .any(|l| l.trim_start().starts_with(runtime));
-        assert!(!shown, "{runtime} frame shown:\n{bt}");
-    }
+    assert_no_frame_of(&bt, &RUNTIME);
     pty.send_line("l");
     let listing = pty.expect_prompt();
     assert!(
         listing.contains("->     let port = text.trim().parse::<u16>()?;"),
         "{listing}"
     );
-    pty.send_line("c");
-    let second = pty.expect_prompt();
-    assert_before(
-        &second,
+    after_c_a_crash_repl_of(
+        &mut pty,
+        "root",
         &[
-            CRASH_MSG,
-            "('root', '",
             "RemoteActorError: ('loader', '",
             "raised ParseIntError",
             &site,

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::pty::{assert_before, Pty};
+use common::pty::{assert_before, assert_no_frame_of, Pty};
 use common::{assert_reaped, pause_site, pid_on};
 use rustix::process::Signal;
 use smol_devx::debug::repl::{CRASH_MSG, PAUSE_MSG};
@@ -69,20 +69,16 @@ fn drive(example: &str, usr1: bool) {
     pty.send_line("bt");
     let bt = pty.expect_prompt();
     assert!(bt.contains(&format!("{example}::pauser")), "{bt}");
-    let executors = [
-        "async_std::",
-        "async_global_executor::",
-        "async_executor::",
-        "async_task::",
-        "smol::",
-    ];
-    for line in bt.lines().filter(|l| !l.contains("hidden")) {
-        let frame = line.trim_start().trim_start_matches('<');
-        assert!(
-            !executors.iter().any(|e| frame.starts_with(e)),
-            "{line} shown:\n{bt}"
-        );
-    }
+    assert_no_frame_of(
+        &bt,
+        &[
+            "async_std::",
+            "async_global_executor::",
+            "async_executor::",
+            "async_task::",
+            "smol::",
+        ],
+    );
     seen.push_str(&bt);
 
     // `crasher` is up (its socket is bound once its host is installed)

@@ -243,6 +243,16 @@ impl Pty {
     }
 }
 
+/// Asserts that a `bt` shows no frame of the `crates` (its line of hidden
+/// frames aside), also in the `<Type as Trait>` form.
+pub fn assert_no_frame_of(bt: &str, crates: &[&str]) {
+    for line in bt.lines().filter(|l| !l.contains("hidden")) {
+        let frame = line.trim_start().trim_start_matches('<');
+        let shown = crates.iter().find(|c| frame.starts_with(**c));
+        assert!(shown.is_none(), "{shown:?} frame shown:\n{bt}");
+    }
+}
+
 /// Whether every part appears in the text before a prompt.
 pub fn in_prompt_msg(before: &str, parts: &[&str]) -> bool {
     parts.iter().all(|p| before.contains(p))
