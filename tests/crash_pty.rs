@@ -191,6 +191,16 @@ fn a_report_s_site_shows_in_every_crash_repl_up_the_tree() {
         listing.contains("->     let port = text.trim().parse::<u16>()?;"),
         "{listing}"
     );
+    // `up` selects the caller; `l` follows it.
+    pty.send_line("up");
+    let up = pty.expect_prompt();
+    assert!(up.contains("#1 crash_site::load_config"), "{up}");
+    pty.send_line("l");
+    let caller = pty.expect_prompt();
+    assert!(
+        caller.contains("->     let port = parse_port(\"eighty\")?;"),
+        "{caller}"
+    );
     after_c_a_crash_repl_of(
         &mut pty,
         "root",

@@ -39,8 +39,9 @@ fn scenario_1_the_root_pauses_shows_its_values_and_continues() {
     });
     let location = index(&lines, |l| l == pause_line("root_actor_breakpoint"));
     let value = index(&lines, |l| l == "answer = 42");
+    // The innermost of the program's frames, selected: marked `->`.
     let own_frame = index(&lines, |l| {
-        l.trim() == "root_actor_breakpoint::main::{{closure}}::{{closure}}"
+        l.trim() == "->root_actor_breakpoint::main::{{closure}}::{{closure}}"
     });
     let after = index(&lines, |l| l == "after the pause");
     assert!(header < location && location < value && value < own_frame && own_frame < after);

@@ -428,14 +428,30 @@ impl Session {
 
     /// The backtrace, with runtime frames hidden unless `full`.
     pub fn render_backtrace(&self, full: bool) -> String {
+        self.render_marked(full, None)
+    }
+
+    /// The backtrace, the program's frame `selected` (see
+    /// [`Session::program_frames`]) marked with `->`.
+    fn render_marked(&self, full: bool, selected: Option<usize>) -> String {
         let mut out = String::new();
         let mut hidden = 0;
+        let mut program = 0;
         for frame in frames(&self.backtrace) {
-            if is_runtime_frame(frame.function) && !full {
+            let runtime = is_runtime_frame(frame.function);
+            if runtime && !full {
                 hidden += 1;
                 continue;
             }
-            let _ = writeln!(out, "  {}", frame.function);
+            let mark = if !runtime && selected == Some(program) {
+                "->"
+            } else {
+                "  "
+            };
+            if !runtime {
+                program += 1;
+            }
+            let _ = writeln!(out, "{mark}{}", frame.function);
             if let Some(at) = frame.at {
                 let _ = writeln!(out, "      at {at}");
             }
@@ -453,27 +469,80 @@ impl Session {
         out.trim_end().to_owned()
     }
 
+    /// The program's frames of the backtrace, innermost first: those `bt`
+    /// shows, which `up`, `down` and `frame N` move between.
+    fn program_frames(&self) -> Vec<Frame<'_>> {
+        frames(&self.backtrace)
+            .into_iter()
+            .filter(|f| !is_runtime_frame(f.function))
+            .collect()
+    }
+
+    /// Moves the selection to program frame `to`: what the REPL says.
+    fn select(&self, to: Option<usize>, selected: &mut usize) -> String {
+        let frames = self.program_frames();
+        match to {
+            _ if frames.is_empty() => NOTHING_CAPTURED.trim_start().to_owned(),
+            Some(n) if n < frames.len() => {
+                *selected = n;
+                let frame = &frames[n];
+                match frame.at {
+                    Some(at) => format!("#{n} {}\n      at {at}", frame.function),
+                    None => format!("#{n} {}", frame.function),
+                }
+            }
+            _ => format!("*** no such frame: 0 to {} (see bt)", frames.len() - 1),
+        }
+    }
+
+    /// `l` in program frame `selected`: the REPL's own location for the
+    /// innermost (a pause's call site, a failure's site), else the
+    /// frame's.
+    fn listing_in(&self, selected: usize) -> String {
+        if selected == 0 {
+            return self.listing();
+        }
+        let frames = self.program_frames();
+        let at = frames.get(selected).and_then(|f| f.at).and_then(|at| {
+            let mut parts = at.rsplitn(3, ':');
+            let (_col, line, file) = (parts.next()?, parts.next()?, parts.next()?);
+            Some(Location {
+                file: file.to_owned().into(),
+                line: line.parse().ok()?,
+            })
+        });
+        match at {
+            Some(at) => listing_at(&at),
+            None => "(no source location for this frame)".to_owned(),
+        }
+    }
+
     /// Source lines around the location, when the file is readable.
     pub fn listing(&self) -> String {
-        let Some(at) = &self.location else {
-            return format!("(no source location) {NOTHING_CAPTURED}");
-        };
-        let Some(Ok(text)) = at.source_path().map(std::fs::read_to_string) else {
-            return format!("(source of {} not readable here)", at.file);
-        };
-        let line = at.line as usize;
-        let first = line.saturating_sub(5).max(1);
-        text.lines()
-            .enumerate()
-            .skip(first - 1)
-            .take(11)
-            .map(|(i, l)| {
-                let mark = if i + 1 == line { "->" } else { "  " };
-                format!("{:>5} {mark} {l}", i + 1)
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
+        match &self.location {
+            Some(at) => listing_at(at),
+            None => format!("(no source location) {NOTHING_CAPTURED}"),
+        }
     }
+}
+
+/// Source lines around `at`, when its file is readable.
+fn listing_at(at: &Location) -> String {
+    let Some(Ok(text)) = at.source_path().map(std::fs::read_to_string) else {
+        return format!("(source of {} not readable here)", at.file);
+    };
+    let line = at.line as usize;
+    let first = line.saturating_sub(5).max(1);
+    text.lines()
+        .enumerate()
+        .skip(first - 1)
+        .take(11)
+        .map(|(i, l)| {
+            let mark = if i + 1 == line { "->" } else { "  " };
+            format!("{:>5} {mark} {l}", i + 1)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// What `bt` and `l` say of a failure that captured nothing where it
@@ -485,8 +554,12 @@ const HELP: &str = "\
 commands:
   c, continue     leave the REPL; the task goes on
   q, quit         leave the REPL; the task fails with Quit
-  bt, w, where    backtrace, runtime frames hidden (`bt full`: all)
-  l, list         source around the pause, or where the failure was raised
+  bt, w, where    backtrace, runtime frames hidden (`bt full`: all); `->`
+                  marks the selected frame
+  up, down        select the calling frame, or back toward the innermost
+  frame N         select frame N (0: the innermost of those `bt` shows)
+  l, list         source around the pause, or where the failure was
+                  raised, or in the selected frame
   p NAME          a value captured by pause!(NAME, ...)
   lock            the tree lock's state
   tasks [json]    this process's task tree, as text or JSON
@@ -502,6 +575,8 @@ pub fn run(
     out: &mut dyn Write,
 ) -> io::Result<Outcome> {
     writeln!(out, "{}", session.banner())?;
+    // The program frame that `l` and `bt` look at, innermost first.
+    let mut selected = 0;
     loop {
         let Some(line) = input.read_line(PROMPT, out)? else {
             log::info!("{}: end of REPL input, continuing", session.actor);
@@ -518,8 +593,15 @@ pub fn run(
             (Some("c" | "continue"), _) => return Ok(Outcome::Continue),
             (Some("q" | "quit"), _) => return Ok(Outcome::Quit),
             (Some("gdb"), _) => return Ok(Outcome::Gdb),
-            (Some("bt" | "w" | "where"), full) => session.render_backtrace(full == Some("full")),
-            (Some("l" | "list"), _) => session.listing(),
+            (Some("bt" | "w" | "where"), full) => {
+                session.render_marked(full == Some("full"), Some(selected))
+            }
+            (Some("l" | "list"), _) => session.listing_in(selected),
+            (Some("up" | "u"), _) => session.select(Some(selected + 1), &mut selected),
+            (Some("down" | "d"), _) => session.select(selected.checked_sub(1), &mut selected),
+            (Some("frame" | "f"), n) => {
+                session.select(n.and_then(|n| n.parse().ok()), &mut selected)
+            }
             (Some("p"), Some(name)) => match session.values.iter().find(|(n, _)| *n == name) {
                 Some((_, value)) => format!("{name} = {value}"),
                 None => {

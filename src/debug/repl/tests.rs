@@ -40,8 +40,9 @@ fn banner_then_commands_then_continue() {
         out.contains("*** no value named \"nope\" (captured: x, name)"),
         "{out}"
     );
+    // The selected frame (the innermost of the program's) is marked.
     assert!(
-        out.contains("  my_app::handler\n      at examples/app.rs:12:5"),
+        out.contains("->my_app::handler\n      at examples/app.rs:12:5"),
         "{out}"
     );
     assert!(
@@ -145,4 +146,52 @@ fn a_failure_that_captured_nothing_says_so_once() {
     s.backtrace = String::new();
     assert_eq!(s.render_backtrace(false), NOTHING_CAPTURED.trim_end());
     assert!(s.listing().ends_with(NOTHING_CAPTURED), "{}", s.listing());
+}
+
+#[test]
+fn up_down_and_frame_move_between_the_program_s_frames_and_l_follows() {
+    let here = line!();
+    let mut s = session();
+    s.backtrace = format!(
+        "   0: smol_devx::debug::pause::pause\n   1: my_app::inner\n             at {f}:{a}:9\n   2: core::ops::function::FnOnce::call_once\n   3: my_app::outer\n             at {f}:{b}:5\n",
+        f = file!(),
+        a = here,
+        b = here + 1,
+    );
+    let mut out = Vec::new();
+    let script = "up; bt; l; up; down; frame 0; frame 7; down";
+    run(&s, &mut Script::new(script), &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("(devx) up\n#1 my_app::outer\n"), "{out}");
+    assert!(out.contains("  my_app::inner\n"), "{out}");
+    assert!(out.contains("->my_app::outer\n"), "{out}");
+    // `l` in frame 1 marks that frame's line.
+    let marked = format!("{:>5} -> ", here + 1);
+    assert!(out.contains(&marked), "{marked:?} not in {out}");
+    assert!(
+        out.contains("(devx) up\n*** no such frame: 0 to 1"),
+        "{out}"
+    );
+    assert!(out.contains("(devx) down\n#0 my_app::inner\n"), "{out}");
+    assert!(out.contains("(devx) frame 0\n#0 my_app::inner"), "{out}");
+    assert!(
+        out.contains("(devx) frame 7\n*** no such frame: 0 to 1"),
+        "{out}"
+    );
+    // `up` past the outermost, `frame 7`, `down` past the innermost.
+    assert_eq!(
+        out.matches("*** no such frame: 0 to 1 (see bt)").count(),
+        3,
+        "{out}"
+    );
+}
+
+#[test]
+fn up_with_nothing_captured_says_so() {
+    let mut s = session();
+    s.backtrace = String::new();
+    let mut out = Vec::new();
+    run(&s, &mut Script::new("up"), &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("(devx) up\n(nothing was captured"), "{out}");
 }
