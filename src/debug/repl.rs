@@ -354,10 +354,8 @@ impl Session {
     /// A crash of `err` shown in `actor` (its source, or an actor it was
     /// relayed to: then the backtrace is marked remote).
     pub fn crash(actor: &ActorUid, err: &crate::msg::RemoteError) -> Self {
+        // Its display holds the cause chain, a line each.
         let mut error: Vec<String> = err.to_string().lines().map(str::to_owned).collect();
-        for cause in &err.causes {
-            error.push(format!("caused by: {}", cause.message));
-        }
         let remote = err.src_uid != *actor;
         if remote && !err.backtrace.is_empty() {
             error.push(format!("(remote backtrace, from {})", err.src_uid));

@@ -195,3 +195,15 @@ fn up_with_nothing_captured_says_so() {
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains("(devx) up\n(nothing was captured"), "{out}");
 }
+
+#[test]
+fn a_crash_shows_each_cause_once() {
+    let mut err =
+        crate::msg::RemoteError::new("ConfigError", "cannot load", ActorUid::new("l", "1"));
+    err.causes.push(crate::msg::ErrorCause {
+        type_name: String::new(),
+        message: "disk on fire".into(),
+    });
+    let banner = Session::crash(&ActorUid::new("l", "1"), &err).banner();
+    assert_eq!(banner.matches("disk on fire").count(), 1, "{banner}");
+}
