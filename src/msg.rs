@@ -332,6 +332,18 @@ impl From<&std::panic::Location<'_>> for Site {
     }
 }
 
+impl Site {
+    /// Reads `file:line:col`, as a backtrace's `at` lines and panic
+    /// messages show a place (the file may hold colons itself).
+    pub fn parse(text: &str) -> Option<Site> {
+        let mut parts = text.rsplitn(3, ':');
+        let col = parts.next()?.parse().ok()?;
+        let line = parts.next()?.parse().ok()?;
+        let file = parts.next()?.to_owned();
+        Some(Site { file, line, col })
+    }
+}
+
 impl fmt::Display for Site {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}", self.file, self.line, self.col)
@@ -547,5 +559,17 @@ mod tests {
         assert_eq!(hello.kind(), "Hello");
         assert_eq!(Msg::Cancel { cid: 9 }.cid(), Some(9));
         assert_eq!(Msg::Stop { cid: 3 }.kind(), "Stop");
+    }
+
+    #[test]
+    fn sites_read_back_from_their_display() {
+        let site = Site {
+            file: "/work/my:app/src/main.rs".into(),
+            line: 17,
+            col: 16,
+        };
+        assert_eq!(Site::parse(&site.to_string()), Some(site));
+        assert_eq!(Site::parse("src/main.rs:17"), None);
+        assert_eq!(Site::parse("src/main.rs:x:16"), None);
     }
 }

@@ -252,23 +252,13 @@ fn from_eyre(report: eyre::Report) -> Raised {
     let site = shown
         .split_once("Location:")
         .and_then(|(_, rest)| rest.split_whitespace().next())
-        .and_then(parse_site);
+        .and_then(Site::parse);
     Raised {
         error: report.into(),
         type_name: "eyre::Report",
         site,
         backtrace: String::new(),
     }
-}
-
-/// `file:line:col`.
-#[cfg(feature = "eyre")]
-fn parse_site(text: &str) -> Option<Site> {
-    let mut parts = text.rsplitn(3, ':');
-    let col = parts.next()?.parse().ok()?;
-    let line = parts.next()?.parse().ok()?;
-    let file = parts.next()?.to_owned();
-    Some(Site { file, line, col })
 }
 
 /// What [`post_mortem`](crate::debug::pause::post_mortem) opens a crash

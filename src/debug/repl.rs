@@ -91,6 +91,15 @@ pub struct Location {
     pub line: u32,
 }
 
+impl From<&crate::msg::Site> for Location {
+    fn from(site: &crate::msg::Site) -> Self {
+        Location {
+            file: site.file.clone().into(),
+            line: site.line,
+        }
+    }
+}
+
 impl Location {
     /// The source file on this machine: as named when that path exists
     /// from here, else under the running program's package (cargo's
@@ -360,10 +369,7 @@ impl Session {
         if remote && !err.backtrace.is_empty() {
             error.push(format!("(remote backtrace, from {})", err.src_uid));
         }
-        let location = err.site.as_ref().map(|site| Location {
-            file: site.file.clone().into(),
-            line: site.line,
-        });
+        let location = err.site.as_ref().map(Location::from);
         Self {
             kind: Kind::Crash,
             actor: actor.clone(),
@@ -501,16 +507,12 @@ impl Session {
             return self.listing();
         }
         let frames = self.program_frames();
-        let at = frames.get(selected).and_then(|f| f.at).and_then(|at| {
-            let mut parts = at.rsplitn(3, ':');
-            let (_col, line, file) = (parts.next()?, parts.next()?, parts.next()?);
-            Some(Location {
-                file: file.to_owned().into(),
-                line: line.parse().ok()?,
-            })
-        });
+        let at = frames
+            .get(selected)
+            .and_then(|f| f.at)
+            .and_then(crate::msg::Site::parse);
         match at {
-            Some(at) => listing_at(&at),
+            Some(at) => listing_at(&Location::from(&at)),
             None => "(no source location for this frame)".to_owned(),
         }
     }
