@@ -148,12 +148,27 @@ pub struct Raised {
 impl Raised {
     /// The failure boxed, raised in actor `src_uid`, named `type_name`.
     pub fn to_remote(&self, type_name: &str, src_uid: ActorUid) -> RemoteError {
-        let mut boxed = RemoteError::from_dyn(&*self.error, type_name, src_uid);
-        if let Some(site) = &self.site {
-            boxed = boxed.with_site(site.clone());
-        }
-        boxed.with_backtrace(self.backtrace.clone())
+        boxed(
+            &*self.error,
+            type_name,
+            self.site.clone(),
+            self.backtrace.clone(),
+            src_uid,
+        )
     }
+}
+
+/// A failure boxed with what it captured where it was raised.
+fn boxed(
+    error: &(dyn Error + 'static),
+    type_name: &str,
+    site: Option<Site>,
+    backtrace: String,
+    src_uid: ActorUid,
+) -> RemoteError {
+    let mut boxed = RemoteError::from_dyn(error, type_name, src_uid).with_backtrace(backtrace);
+    boxed.site = site;
+    boxed
 }
 
 /// What an actor's entry, a handler or the root's body may fail with:
@@ -199,11 +214,15 @@ where
 }
 
 impl Report {
-    fn into_raised_here(self) -> Raised {
-        let backtrace = self
-            .backtrace()
+    /// The backtrace as text, empty when none was captured.
+    fn backtrace_text(&self) -> String {
+        self.backtrace()
             .map(ToString::to_string)
-            .unwrap_or_default();
+            .unwrap_or_default()
+    }
+
+    fn into_raised_here(self) -> Raised {
+        let backtrace = self.backtrace_text();
         let Inner {
             error,
             type_name,
@@ -290,12 +309,13 @@ impl Inspect for dyn Error + Send + Sync + 'static {
 
 impl Inspect for Report {
     fn to_remote(&self, here: &ActorUid) -> RemoteError {
-        let mut boxed = RemoteError::from_dyn(self.error(), self.type_name(), here.clone())
-            .with_site(self.site().into());
-        if let Some(bt) = self.backtrace() {
-            boxed = boxed.with_backtrace(bt.to_string());
-        }
-        boxed
+        boxed(
+            self.error(),
+            self.type_name(),
+            Some(self.site().into()),
+            self.backtrace_text(),
+            here.clone(),
+        )
     }
 }
 
