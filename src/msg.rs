@@ -443,12 +443,6 @@ impl RemoteError {
         self
     }
 
-    /// Attaches the site where the failure was raised.
-    pub fn with_site(mut self, site: Site) -> Self {
-        self.site = Some(site);
-        self
-    }
-
     /// Records one more hop on the way up.
     pub fn relayed_by(mut self, uid: ActorUid) -> Self {
         self.relay_path.push(uid);

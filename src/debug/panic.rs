@@ -19,8 +19,9 @@ std::thread_local! {
     /// crate ([`shown_later`]).
     static SHOWN_LATER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// Where the last panic on this thread happened, and its backtrace,
-    /// kept by the hook of [`capture_panics`] until the panic is boxed.
-    static LAST_PANIC: std::cell::RefCell<Option<(Option<Site>, String)>> = const { std::cell::RefCell::new(None) };
+    /// kept by the hook of [`capture_panics`] until the panic is boxed:
+    /// captured there, resolved to text only if it is boxed.
+    static LAST_PANIC: std::cell::RefCell<Option<(Option<Site>, Backtrace)>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Installs (once) a panic hook that keeps each panic's location and
@@ -31,7 +32,7 @@ pub fn capture_panics() {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let at = info.location().map(Site::from);
-            let backtrace = Backtrace::force_capture().to_string();
+            let backtrace = Backtrace::force_capture();
             let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some((at, backtrace)));
             let later = SHOWN_LATER.try_with(|s| s.get()).unwrap_or(false);
             if !(later && crate::debug::host::current().is_some()) {
@@ -53,20 +54,16 @@ pub fn box_panic(payload: &(dyn Any + Send), here: &ActorUid) -> RemoteError {
         .try_with(|last| last.borrow_mut().take())
         .ok()
         .flatten();
-    match seen {
-        Some((at, backtrace)) => {
-            if let Some(at) = &at {
-                message = format!("{message} (at {at})");
-            }
-            let boxed =
-                RemoteError::new(PANIC_TYPE, message, here.clone()).with_backtrace(backtrace);
-            match at {
-                Some(at) => boxed.with_site(at),
-                None => boxed,
-            }
-        }
-        None => RemoteError::new(PANIC_TYPE, message, here.clone()),
+    let Some((at, backtrace)) = seen else {
+        return RemoteError::new(PANIC_TYPE, message, here.clone());
+    };
+    if let Some(at) = &at {
+        message = format!("{message} (at {at})");
     }
+    let mut boxed =
+        RemoteError::new(PANIC_TYPE, message, here.clone()).with_backtrace(backtrace.to_string());
+    boxed.site = at;
+    boxed
 }
 
 /// Runs `f` with this thread's panics kept for the catcher to show, not
