@@ -171,8 +171,7 @@ fn a_report_s_site_shows_in_every_crash_repl_up_the_tree() {
         line_in("crash_site", "text.trim().parse::<u16>()?")
     );
     // Its own temporary directory, which must be empty again at the end.
-    let tmp = std::env::temp_dir().join(format!("crash-site-test-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = common::fresh_tmpdir("crash-site");
     let tmp_var = tmp.to_str().unwrap();
     let mut pty = Pty::spawn_in("crash_site", &tmp, &[("TMPDIR", tmp_var)]);
     let first = pty.expect_prompt();
@@ -216,9 +215,7 @@ fn a_report_s_site_shows_in_every_crash_repl_up_the_tree() {
     let (rest, code) = pty.expect_exit();
     assert_ne!(code, 0, "{rest}");
     common::assert_reaped(&[root]);
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
-    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
-    std::fs::remove_dir(&tmp).unwrap();
+    common::assert_left_nothing_in(&tmp);
 }
 
 #[test]

@@ -6,21 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::pty::{assert_before, assert_no_frame_of, Pty};
 use common::{assert_reaped, pause_site, pid_on};
 use rustix::process::Signal;
 use smol_devx::debug::repl::{CRASH_MSG, PAUSE_MSG};
-
-/// A fresh `$TMPDIR` for one run, so that leftovers are this run's.
-fn fresh_tmpdir(example: &str, usr1: bool) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("embed-{example}-{usr1}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir(&dir).unwrap();
-    dir
-}
 
 /// Waits until `path` exists.
 fn wait_for(path: &Path) {
@@ -44,7 +36,7 @@ fn actor_names(dump: &serde_json::Value, out: &mut Vec<String>) {
 }
 
 fn drive(example: &str, usr1: bool) {
-    let tmp = fresh_tmpdir(example, usr1);
+    let tmp = common::fresh_tmpdir(&format!("embed-{example}-{usr1}"));
     let tmp_str = tmp.to_str().unwrap();
     let mut env = vec![("TMPDIR", tmp_str)];
     if usr1 {

@@ -10,7 +10,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_reaped, pid_on, proc_state, running, wait_not_running, Running};
+use common::{
+    assert_left_nothing_in, assert_reaped, fresh_tmpdir, pid_on, proc_state, running,
+    wait_not_running, Running,
+};
 use rustix::process::{kill_process, set_child_subreaper, waitpid, Pid, Signal, WaitOptions};
 
 /// Reaps the orphans that re-parented to us until none of `pids` is
@@ -32,8 +35,7 @@ fn reap_orphans(pids: &[u32]) {
 /// it. The root sees its child fail and exits with the error.
 fn kill_middle_of_stuck_tree() {
     // A temp dir of this run's own: what the tree leaves there is its.
-    let tmp = std::env::temp_dir().join(format!("smol-devx-killed-middle-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = fresh_tmpdir("killed-middle");
     let env = [("TMPDIR", tmp.to_str().unwrap()), ("XDG_RUNTIME_DIR", "")];
     let mut root = Running::start("actor_tree", &["tree_stuck"], &env);
     let child = pid_on(&root.expect("child pid", Duration::from_secs(20)));
@@ -50,9 +52,7 @@ fn kill_middle_of_stuck_tree() {
     reap_orphans(&[child, grandchild]);
     // The grandchild died without cleaning up: its socket directory went
     // with the root's.
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
-    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
-    std::fs::remove_dir(&tmp).unwrap();
+    assert_left_nothing_in(&tmp);
 }
 
 /// Kills the root of `scenario`'s three-level tree and checks the rest.

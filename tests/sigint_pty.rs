@@ -198,12 +198,7 @@ fn ctrl_c_cancels_the_tree_and_waits_for_a_teardown_repl() {
 /// tree ends in order, the terminal is cooked again, no socket directory
 /// stays, and the root exits with 128 + the signal.
 fn terminated_in_a_repl(signal: rustix::process::Signal) {
-    let tmp = std::env::temp_dir().join(format!(
-        "smol-devx-term-{}-{}",
-        signal.as_raw(),
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = common::fresh_tmpdir(&format!("term-{}", signal.as_raw()));
     let env = [("TMPDIR", tmp.to_str().unwrap()), ("XDG_RUNTIME_DIR", "")];
     let mut pty = Pty::spawn("subactor_breakpoint", &env);
     let before = pty.expect_prompt();
@@ -214,9 +209,7 @@ fn terminated_in_a_repl(signal: rustix::process::Signal) {
     let (rest, code, cooked) = pty.expect_exit_cooked();
     assert_eq!(code, 128 + signal.as_raw(), "{rest}");
     assert!(cooked, "the terminal was left raw: {rest}");
-    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
-    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
-    std::fs::remove_dir(&tmp).unwrap();
+    common::assert_left_nothing_in(&tmp);
 }
 
 #[test]

@@ -39,6 +39,23 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// A fresh temporary directory of this test run's own, `name`d: what a
+/// tree started with it as `$TMPDIR` leaves there is that tree's.
+pub fn fresh_tmpdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smol-devx-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Asserts that the tree left nothing in `dir` (from [`fresh_tmpdir`]),
+/// then removes it.
+pub fn assert_left_nothing_in(dir: &std::path::Path) {
+    let left: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
+    assert!(left.is_empty(), "left in $TMPDIR: {left:?}");
+    std::fs::remove_dir(dir).unwrap();
+}
+
 /// Whether gdb is on `PATH`. CI installs it (`.ci/run`), and there its
 /// absence fails the test; elsewhere a test that needs it says it was
 /// skipped, and why.
