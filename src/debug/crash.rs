@@ -113,6 +113,8 @@ fn open(err: &RemoteError) {
     let mut session = Session::crash(&err.src_uid, err);
     session.lock_state =
         std::sync::Arc::new(|| "no tree lock: a standalone process owns its terminal".into());
+    // The REPL runs on the failing code's own thread.
+    session.native = Some(super::native::on_this_thread());
     if let Err(e) = repl::run_on_stdio(&session) {
         log::warn!("crash REPL failed: {e}");
     }

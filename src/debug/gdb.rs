@@ -1,5 +1,6 @@
-//! The `gdb` hand-off: a real native debugger attached to this process,
-//! on the same terminal, while the tree lock is held.
+//! The native debugger: which one is installed, and the `gdb` hand-off,
+//! a real gdb attached to this process on the same terminal while the
+//! tree lock is held.
 
 /// Attaches a native debugger to this process on the same terminal and
 /// waits for it to detach. Blocks the calling thread on purpose: the
@@ -7,22 +8,17 @@
 /// stack is what the debugger shows. Without gdb on `PATH` it says so,
 /// and how to get it, and returns.
 pub(crate) fn hand_to_gdb() {
-    let pid = std::process::id().to_string();
-    let gdb = if on_path("rust-gdb") {
-        "rust-gdb"
-    } else if on_path("gdb") {
-        "gdb"
-    } else {
+    let Some(gdb) = native_debugger() else {
         println!("{NO_GDB}");
         return;
     };
-    // Yama's ptrace_scope=1 lets only ancestors attach unless we allow it.
-    let _ = rustix::process::set_ptracer(rustix::process::PTracer::Any);
-    let status = std::process::Command::new(gdb)
-        .args(["-q", "-p", &pid])
-        .args(["-ex", "set pagination off", "-ex", "set confirm off"])
-        .status();
-    let _ = rustix::process::set_ptracer(rustix::process::PTracer::None);
+    let pid = std::process::id().to_string();
+    let status = with_ptrace_allowed(|| {
+        std::process::Command::new(gdb)
+            .args(["-q", "-p", &pid])
+            .args(["-ex", "set pagination off", "-ex", "set confirm off"])
+            .status()
+    });
     match status {
         Ok(status) if status.success() => {}
         Ok(status) => println!("*** {gdb} ended with {status}"),
@@ -33,6 +29,22 @@ pub(crate) fn hand_to_gdb() {
 /// What the `gdb` command says where gdb is not installed.
 pub const NO_GDB: &str = "*** gdb is not installed here: install it (e.g. `apt-get install gdb`, \
 or your system's gdb package), then type `gdb` again";
+
+/// The native debugger on `PATH`: rust-gdb (gdb with Rust's pretty
+/// printers) when there, else gdb.
+pub(crate) fn native_debugger() -> Option<&'static str> {
+    ["rust-gdb", "gdb"].into_iter().find(|p| on_path(p))
+}
+
+/// Runs `f` (which starts a debugger on this process) with any process
+/// allowed to attach: Yama's `ptrace_scope=1` lets only ancestors attach
+/// unless the process allows it.
+pub(crate) fn with_ptrace_allowed<T>(f: impl FnOnce() -> T) -> T {
+    let _ = rustix::process::set_ptracer(rustix::process::PTracer::Any);
+    let out = f();
+    let _ = rustix::process::set_ptracer(rustix::process::PTracer::None);
+    out
+}
 
 fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")

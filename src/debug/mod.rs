@@ -25,6 +25,7 @@ pub mod host;
 mod install;
 pub mod lock;
 pub mod lock_dialog;
+pub mod native;
 pub mod panic;
 pub mod pause;
 pub mod repl;

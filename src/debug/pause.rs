@@ -9,6 +9,7 @@ use super::gdb::hand_to_gdb;
 use super::host::{self, Host};
 use super::lock::Lock;
 use super::lock_dialog::lock_queue;
+use super::native::{self, LiveFrame, Query};
 use super::repl::{self, Location, Outcome, Session};
 use super::status::DebugStatus;
 use super::DebugError;
@@ -299,12 +300,36 @@ async fn run_repl(host: &dyn Host, mut session: Session) -> Result<Outcome, Debu
     };
     let is_root = host.is_root();
     session.lock_state = Arc::new(move || lock_state_now(is_root));
+    let (asks, asked) = async_channel::bounded(1);
+    session.native = Some(Arc::new(move |frame: &LiveFrame, query: &Query| {
+        let (reply, answer) = async_channel::bounded(1);
+        let gone = "*** the paused task is gone".to_owned();
+        let ask = (frame.clone(), query.clone(), reply);
+        asks.send_blocking(ask).map_err(|_| gone.clone())?;
+        answer.recv_blocking().map_err(|_| gone)?
+    }));
     // The REPL blocks on its input: off the executor, so the actor keeps
     // serving its dialogs meanwhile.
-    smol::unblock(move || repl::run_on_stdio(&session))
-        .instrument("REPL")
-        .await
-        .map_err(DebugError::Terminal)
+    let repl = smol::unblock(move || repl::run_on_stdio(&session)).instrument("REPL");
+    let mut repl = std::pin::pin!(repl);
+    loop {
+        let ended = smol::future::or(async { Some((&mut repl).await) }, async {
+            let Ok((frame, query, reply)) = asked.recv().await else {
+                // The REPL is over (it held the sender): only its
+                // outcome is left to wait for.
+                return smol::future::pending().await;
+            };
+            // Answered here, inside the paused task's poll: its frames
+            // are on this thread's stack, for gdb to read.
+            let answer = native::ask(native::this_thread(), &frame, &query);
+            let _ = reply.try_send(answer);
+            None
+        })
+        .await;
+        if let Some(outcome) = ended {
+            return outcome.map_err(DebugError::Terminal);
+        }
+    }
 }
 
 /// The tree lock's state as the `lock` command shows it, asked when the

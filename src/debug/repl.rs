@@ -8,6 +8,7 @@
 use std::fmt::Write as _;
 use std::io::{self, BufRead, Write};
 
+use super::native::{LiveFrame, Native, Query};
 use crate::msg::ActorUid;
 use crate::task::lock;
 
@@ -154,6 +155,10 @@ pub struct Session {
     /// The registry's id of the task that opened the REPL, if tracked:
     /// `tasks` waits for its poll to end, so that its spans show.
     pub task: Option<u64>,
+    /// Asks gdb about a frame still on the stack (`locals`, `p <expr>`):
+    /// set where the REPL runs, by whoever can ask from that stack's
+    /// thread.
+    pub(crate) native: Option<Native>,
 }
 
 /// Tells the tree lock's state now.
@@ -357,6 +362,7 @@ impl Session {
             waiting: Vec::new(),
             lock_state: std::sync::Arc::new(String::new),
             task: crate::task::current_id(),
+            native: None,
         }
     }
 
@@ -380,6 +386,7 @@ impl Session {
             waiting: Vec::new(),
             lock_state: std::sync::Arc::new(String::new),
             task: crate::task::current_id(),
+            native: None,
         }
     }
 
@@ -517,6 +524,47 @@ impl Session {
         }
     }
 
+    /// Program frame `selected` as gdb finds it on the stack.
+    fn live_frame(&self, selected: usize) -> Result<LiveFrame, String> {
+        let frames = self.program_frames();
+        let Some(frame) = frames.get(selected) else {
+            return Err(NOTHING_CAPTURED.trim_start().to_owned());
+        };
+        let Some(site) = frame.at.and_then(crate::msg::Site::parse) else {
+            return Err("*** no source location for this frame: gdb cannot find it".to_owned());
+        };
+        let same_site = |f: &&Frame<'_>| {
+            f.at.and_then(crate::msg::Site::parse)
+                .is_some_and(|s| s.file == site.file && s.line == site.line)
+        };
+        Ok(LiveFrame {
+            function: frame.function.to_owned(),
+            nth: frames[..selected].iter().filter(same_site).count(),
+            file: site.file,
+            line: site.line,
+        })
+    }
+
+    /// `locals`, or `p` of what was not captured: gdb's answer about the
+    /// selected frame.
+    fn inspect(&self, selected: usize, query: &Query) -> Result<String, String> {
+        let Some(native) = &self.native else {
+            return Err("*** this REPL cannot ask gdb: it runs apart from its frames".to_owned());
+        };
+        native(&self.live_frame(selected)?, query)
+    }
+
+    /// `p <expr>`: a value `pause!` captured (in the pause's own frame),
+    /// else gdb's evaluation in the selected frame.
+    fn print(&self, selected: usize, expr: &str) -> String {
+        let captured = self.values.iter().find(|(n, _)| *n == expr);
+        let value = match captured {
+            Some((_, value)) if selected == 0 => Ok(value.clone()),
+            _ => self.inspect(selected, &Query::Print(expr.to_owned())),
+        };
+        value.map_or_else(|why| why, |value| format!("{expr} = {value}"))
+    }
+
     /// Source lines around the location, when the file is readable.
     pub fn listing(&self) -> String {
         match &self.location {
@@ -560,7 +608,9 @@ commands:
   frame N         select frame N (0: the innermost of those `bt` shows)
   l, list         source around the pause, or where the failure was
                   raised, or in the selected frame
-  p NAME          a value captured by pause!(NAME, ...)
+  locals          the selected frame's variables (from gdb)
+  p EXPR          a value captured by pause!(EXPR, ...), else EXPR
+                  evaluated by gdb in the selected frame
   lock            the tree lock's state
   tasks [json]    this process's task tree, as text or JSON
   gdb             attach gdb to this process on this terminal; back here
@@ -602,17 +652,14 @@ pub fn run(
             (Some("frame" | "f"), n) => {
                 session.select(n.and_then(|n| n.parse().ok()), &mut selected)
             }
-            (Some("p"), Some(name)) => match session.values.iter().find(|(n, _)| *n == name) {
-                Some((_, value)) => format!("{name} = {value}"),
-                None => {
-                    let names: Vec<&str> = session.values.iter().map(|(n, _)| *n).collect();
-                    format!(
-                        "*** no value named {name:?} (captured: {})",
-                        names.join(", ")
-                    )
-                }
-            },
-            (Some("p"), None) => "*** p needs a name".to_owned(),
+            (Some("locals"), _) => session
+                .inspect(selected, &Query::Locals)
+                .unwrap_or_else(|why| why),
+            (Some("p" | "print"), Some(_)) => {
+                let expr = line.trim().split_once(char::is_whitespace).map(|(_, e)| e);
+                session.print(selected, expr.unwrap_or_default().trim())
+            }
+            (Some("p" | "print"), None) => "*** p needs an expression".to_owned(),
             (Some("lock"), _) => (session.lock_state)(),
             (Some("tasks"), Some("json")) => session.settled_tasks().to_json(),
             (Some("tasks"), _) => {

@@ -16,6 +16,10 @@ fn session() -> Session {
         waiting: vec![ActorUid::new("name_error", "n"), ActorUid::new("spawn_error", "s")],
         lock_state: std::sync::Arc::new(|| "tree lock held by ('breakpoint_forever', 'b1')".into()),
         task: None,
+        native: Some(std::sync::Arc::new(|frame, query| {
+            let LiveFrame { file, line, nth, .. } = frame;
+            Ok(format!("<gdb: {query:?} at {file}:{line} #{nth}>"))
+        })),
     }
 }
 
@@ -36,8 +40,9 @@ fn banner_then_commands_then_continue() {
         "{out}"
     );
     assert!(out.contains("(devx) p x\nx = 42"), "{out}");
+    // What pause! did not capture, gdb evaluates in the pause's frame.
     assert!(
-        out.contains("*** no value named \"nope\" (captured: x, name)"),
+        out.contains("nope = <gdb: Print(\"nope\") at examples/app.rs:12 #0>"),
         "{out}"
     );
     // The selected frame (the innermost of the program's) is marked.
@@ -94,7 +99,7 @@ fn a_line_at_the_cap_is_refused_and_the_repl_goes_on() {
     assert_eq!(outcome, Outcome::Continue);
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains(TOO_LONG), "{out}");
-    assert!(!out.contains("no value named"), "{out}");
+    assert!(!out.contains("<gdb"), "{out}");
     assert!(out.contains("x = 42"), "{out}");
 }
 
@@ -106,7 +111,7 @@ fn any_bytes_from_a_pipe_are_lines_never_a_read_error() {
     assert_eq!(outcome, Outcome::Continue);
     let out = String::from_utf8(out).unwrap();
     assert!(
-        out.contains("*** no value named \"\u{fffd}\u{fffd}\u{fffd}\""),
+        out.contains("\u{fffd}\u{fffd}\u{fffd} = <gdb: Print(\"\u{fffd}\u{fffd}\u{fffd}\")"),
         "{out}"
     );
     assert!(out.contains("x = 42"), "{out}");
@@ -206,4 +211,56 @@ fn a_crash_shows_each_cause_once() {
     });
     let banner = Session::crash(&ActorUid::new("l", "1"), &err).banner();
     assert_eq!(banner.matches("disk on fire").count(), 1, "{banner}");
+}
+
+#[test]
+fn locals_and_p_ask_about_the_selected_frame_captured_values_first() {
+    let mut session = session();
+    session.backtrace = "   0: my_app::walk\n             at src/tree.rs:30:9\n   1: my_app::walk\n             at src/tree.rs:30:9\n   2: async_task::raw::RawTask::run\n   3: my_app::main\n             at src/main.rs:4:5\n".into();
+    let mut out = Vec::new();
+    let script = "locals; p x; p config.port + 1; up; locals; p x; up; p *self; up; locals; c";
+    run(&session, &mut Script::new(script), &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let answers: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("<gdb") || l.starts_with("x ="))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            "<gdb: Locals at src/tree.rs:30 #0>",
+            "x = 42",
+            "config.port + 1 = <gdb: Print(\"config.port + 1\") at src/tree.rs:30 #0>",
+            // The same line one call out: the second frame there.
+            "<gdb: Locals at src/tree.rs:30 #1>",
+            // A captured value belongs to the pause's frame; elsewhere
+            // the name is the selected frame's.
+            "x = <gdb: Print(\"x\") at src/tree.rs:30 #1>",
+            "*self = <gdb: Print(\"*self\") at src/main.rs:4 #0>",
+            // `up` past the outermost frame keeps it selected.
+            "<gdb: Locals at src/main.rs:4 #0>",
+        ],
+        "{out}"
+    );
+    assert!(out.contains("*** no such frame: 0 to 2"), "{out}");
+}
+
+#[test]
+fn without_a_native_debugger_beside_it_the_repl_says_so_and_goes_on() {
+    let mut session = session();
+    session.native = None;
+    let mut out = Vec::new();
+    run(
+        &session,
+        &mut Script::new("locals; p nope; p x; c"),
+        &mut out,
+    )
+    .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!(
+        out.matches("*** this REPL cannot ask gdb").count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("x = 42"), "{out}");
 }

@@ -1,0 +1,131 @@
+# The gdb side of the REPL's `locals` and `p <expr>` (src/debug/native.rs
+# runs it with `gdb -batch -p <pid>`). Its parameters come from the
+# environment, so that a typed expression never passes through gdb's own
+# command line:
+#   SMOL_DEVX_TID    the thread whose stack holds the frame
+#   SMOL_DEVX_FILE   the frame's source file, SMOL_DEVX_LINE its line
+#   SMOL_DEVX_NTH    which frame at that file and line (0: innermost)
+#   SMOL_DEVX_QUERY  "locals", or "p" with the expression in SMOL_DEVX_EXPR
+# What it prints between two MARK lines is the REPL's answer; a line
+# starting with "!" is a failure, said in one line.
+import os
+
+import gdb
+
+MARK = "\x1esmol-devx\x1e"
+# Longest rendering of a value by `p`, and in the one-line-each list of
+# `locals`; most elements of a sequence shown.
+MAX_VALUE = 4000
+MAX_LOCAL = 240
+MAX_ELEMENTS = 100
+
+
+def answer(lines):
+    print(MARK)
+    for line in lines:
+        print(line)
+    print(MARK)
+
+
+def same_file(symtab, wanted):
+    name = symtab.filename
+    full = symtab.fullname()
+    wanted = wanted[2:] if wanted.startswith("./") else wanted
+    name = name[2:] if name.startswith("./") else name
+    return name == wanted or full == wanted or full.endswith("/" + wanted)
+
+
+def find_frame(tid, wanted_file, wanted_line, nth):
+    thread = next((t for t in gdb.selected_inferior().threads() if t.ptid[1] == tid), None)
+    if thread is None:
+        return None
+    thread.switch()
+    frame = gdb.newest_frame()
+    while frame is not None:
+        sal = frame.find_sal()
+        if sal.symtab is not None and sal.line == wanted_line and same_file(sal.symtab, wanted_file):
+            if nth == 0:
+                return frame
+            nth -= 1
+        frame = frame.older()
+    return None
+
+
+def internal(name):
+    # The state an async fn keeps for the runtime: the future it awaits,
+    # its context, its captured references, its unnamed temporaries.
+    return name.startswith("__") or name == "_task_context" or name.startswith("_ref__")
+
+
+def render(value, depth=0):
+    try:
+        shown = gdb.default_visualizer(value)
+    except Exception:
+        shown = None
+    hint = getattr(shown, "display_hint", None)
+    if shown is not None and depth < 4 and hasattr(shown, "children") and hint and hint() == "array":
+        items = []
+        for i, (_, child) in enumerate(shown.children()):
+            if i == MAX_ELEMENTS:
+                items.append("...")
+                break
+            items.append(render(child, depth + 1) if isinstance(child, gdb.Value) else str(child))
+        text = "[" + ", ".join(items) + "]"
+    else:
+        text = value.format_string(max_elements=MAX_ELEMENTS, styling=False)
+    return " ".join(text.split("\n"))
+
+
+def cut(text, limit, more):
+    return text if len(text) <= limit else text[:limit] + "... " + more
+
+
+def frame_locals(frame):
+    try:
+        block = frame.block()
+    except RuntimeError:
+        return ["! no debug information for this frame: build with debug info (cargo's dev profile has it)"]
+    seen = {}
+    while block is not None:
+        for symbol in block:
+            if (symbol.is_variable or symbol.is_argument) and symbol.name not in seen:
+                seen[symbol.name] = symbol
+        if block.function is not None:
+            break
+        block = block.superblock
+    shown = sorted(
+        (s for name, s in seen.items() if not internal(name)),
+        key=lambda s: (not s.is_argument, s.line),
+    )
+    if not shown:
+        return ["(no locals in this frame)"]
+    lines = []
+    for symbol in shown:
+        try:
+            value = cut(render(symbol.value(frame)), MAX_LOCAL, "(p " + symbol.name + " shows more)")
+            lines.append(symbol.name + " = " + value)
+        except gdb.error as e:
+            lines.append(symbol.name + " = <" + str(e) + ">")
+    return lines
+
+
+def main():
+    env = os.environ
+    frame = find_frame(int(env["SMOL_DEVX_TID"]), env["SMOL_DEVX_FILE"], int(env["SMOL_DEVX_LINE"]), int(env["SMOL_DEVX_NTH"]))
+    if frame is None:
+        answer(["! gone"])
+        return
+    frame.select()
+    if env["SMOL_DEVX_QUERY"] == "locals":
+        answer(frame_locals(frame))
+        return
+    try:
+        answer([cut(render(gdb.parse_and_eval(env["SMOL_DEVX_EXPR"])), MAX_VALUE, "(cut)")])
+    except gdb.error as e:
+        answer(["! " + " ".join(str(e).split())])
+
+
+try:
+    main()
+except Exception as e:
+    answer(["! " + type(e).__name__ + ": " + " ".join(str(e).split())])
