@@ -3,8 +3,9 @@
 # environment, so that a typed expression never passes through gdb's own
 # command line:
 #   SMOL_DEVX_TID    the thread whose stack holds the frame
-#   SMOL_DEVX_FILE   the frame's source file, SMOL_DEVX_LINE its line
-#   SMOL_DEVX_NTH    which frame at that file and line (0: innermost)
+#   SMOL_DEVX_FILE   a source line of the frame's function (where the
+#   SMOL_DEVX_LINE   backtrace saw it)
+#   SMOL_DEVX_NTH    which frame of that function (0: innermost)
 #   SMOL_DEVX_QUERY  "locals", or "p" with the expression in SMOL_DEVX_EXPR
 # What it prints between two MARK lines is the REPL's answer; a line
 # starting with "!" is a failure, said in one line.
@@ -27,23 +28,31 @@ def answer(lines):
     print(MARK)
 
 
-def same_file(symtab, wanted):
-    name = symtab.filename
-    full = symtab.fullname()
-    wanted = wanted[2:] if wanted.startswith("./") else wanted
-    name = name[2:] if name.startswith("./") else name
-    return name == wanted or full == wanted or full.endswith("/" + wanted)
+def function_block(frame):
+    block = frame.block()
+    while block is not None and block.function is None:
+        block = block.superblock
+    return block
 
 
 def find_frame(tid, wanted_file, wanted_line, nth):
+    """The nth frame, innermost first, of the function holding
+    wanted_file:wanted_line on thread tid: the backtrace saw the frame at
+    that line; it may be at another line of the same function now."""
     thread = next((t for t in gdb.selected_inferior().threads() if t.ptid[1] == tid), None)
     if thread is None:
         return None
     thread.switch()
+    wanted_file = wanted_file[2:] if wanted_file.startswith("./") else wanted_file
+    _, sals = gdb.decode_line("%s:%d" % (wanted_file, wanted_line))
+    pcs = [sal.pc for sal in sals or ()]
     frame = gdb.newest_frame()
     while frame is not None:
-        sal = frame.find_sal()
-        if sal.symtab is not None and sal.line == wanted_line and same_file(sal.symtab, wanted_file):
+        try:
+            block = function_block(frame)
+        except RuntimeError:
+            block = None
+        if block is not None and any(block.start <= pc < block.end for pc in pcs):
             if nth == 0:
                 return frame
             nth -= 1
@@ -116,11 +125,18 @@ def main():
         answer(["! gone"])
         return
     frame.select()
+    # The frame has moved on since the backtrace was taken (a failure's
+    # caller, now in post_mortem): what it holds now is shown.
+    sal = frame.find_sal()
+    now = []
+    if sal.symtab is not None and sal.line != int(env["SMOL_DEVX_LINE"]):
+        now = ["(this frame is at %s:%d now)" % (sal.symtab.filename, sal.line)]
     if env["SMOL_DEVX_QUERY"] == "locals":
-        answer(frame_locals(frame))
+        answer(now + frame_locals(frame))
         return
     try:
-        answer([cut(render(gdb.parse_and_eval(env["SMOL_DEVX_EXPR"])), MAX_VALUE, "(cut)")])
+        value = gdb.parse_and_eval(env["SMOL_DEVX_EXPR"])
+        answer([cut(render(value), MAX_VALUE, "(cut)")])
     except gdb.error as e:
         answer(["! " + " ".join(str(e).split())])
 

@@ -20,15 +20,18 @@ pub(crate) enum Query {
     Print(String),
 }
 
-/// A frame of the REPL's backtrace, as gdb finds it on the stack.
+/// A frame of the REPL's backtrace, as gdb finds it on the stack: by the
+/// function holding the line where the backtrace saw it (names alone
+/// differ between Rust's backtraces and gdb: `{{closure}}` and
+/// `{async_fn#0}`, `Type::method` and `{impl#0}::method`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct LiveFrame {
-    /// The function, as the backtrace names it (for messages).
+    /// The function, as the backtrace names it.
     pub function: String,
-    /// Its source file and the line it is at.
+    /// Where the backtrace saw it: its source file and line.
     pub file: String,
     pub line: u32,
-    /// Which frame at that file and line, innermost first (recursion).
+    /// Which frame of that function, innermost first (recursion).
     pub nth: usize,
 }
 
@@ -101,8 +104,8 @@ fn answer(frame: &LiveFrame, stdout: &str, stderr: &str) -> Result<String, Strin
     let said = said.trim_matches('\n');
     match said.strip_prefix("! ") {
         Some("gone") => Err(format!(
-            "*** {}'s frame is no longer on the stack: it returned before this REPL \
-             opened (a pause!, or post_mortem where the error is held, keeps it)",
+            "*** {} has returned: its frame is gone (frames still running, like \
+             post_mortem's caller or a pause!'s, keep their locals)",
             short_name(&frame.function)
         )),
         Some(why) => Err(format!("*** {}", why.lines().next().unwrap_or_default())),
@@ -166,7 +169,7 @@ mod tests {
     #[test]
     fn failures_are_one_line() {
         let gone = answer(&frame(), &format!("{MARK}\n! gone\n{MARK}\n"), "").unwrap_err();
-        assert!(gone.starts_with("*** app::fn_with_state's frame is no longer on the stack"));
+        assert!(gone.starts_with("*** app::fn_with_state has returned: its frame is gone"));
         assert!(!gone.contains('\n'));
         let said = format!("{MARK}\n! No symbol \"nope\" in current context.\n{MARK}\n");
         let bad = answer(&frame(), &said, "").unwrap_err();

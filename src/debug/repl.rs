@@ -533,13 +533,10 @@ impl Session {
         let Some(site) = frame.at.and_then(crate::msg::Site::parse) else {
             return Err("*** no source location for this frame: gdb cannot find it".to_owned());
         };
-        let same_site = |f: &&Frame<'_>| {
-            f.at.and_then(crate::msg::Site::parse)
-                .is_some_and(|s| s.file == site.file && s.line == site.line)
-        };
+        let same_function = |f: &&Frame<'_>| f.function == frame.function;
         Ok(LiveFrame {
             function: frame.function.to_owned(),
-            nth: frames[..selected].iter().filter(same_site).count(),
+            nth: frames[..selected].iter().filter(same_function).count(),
             file: site.file,
             line: site.line,
         })
