@@ -1,0 +1,145 @@
+//! `locals`, `p <expr>`, `up` and `down` through a real terminal: gdb
+//! reads a paused actor's frames (`examples/locals.rs`), and a crash
+//! REPL's frames that are still on the stack (`examples/pm_locals.rs`);
+//! without gdb the commands explain and the REPL goes on.
+
+mod common;
+
+use common::pty::{assert_before, Pty};
+use smol_devx::debug::native::NO_GDB_TO_INSPECT;
+use smol_devx::debug::repl::{CRASH_MSG, PAUSE_MSG};
+
+/// The pids of `pid`'s children, from every one of its threads.
+fn children_of(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// The actor runtime's own state, which `locals` leaves out.
+const INTERNALS: [&str; 3] = ["__awaitee", "_task_context", "_ref__"];
+
+/// The walk: `locals` in the paused `fn_with_state`, `p port`,
+/// `up` to the entry (its own variables, not the callee's), `down`, `c`;
+/// the tree ends with 0 and leaves no process and no file behind.
+#[test]
+fn locals_p_up_and_down_read_the_paused_frames_through_gdb() {
+    if !common::gdb_installed() {
+        return;
+    }
+    let tmp = common::fresh_tmpdir("locals");
+    let mut pty = Pty::spawn("locals", &[("TMPDIR", tmp.to_str().unwrap())]);
+    let banner = pty.expect_prompt();
+    assert_before(&banner, &[PAUSE_MSG, "('inspector', '"]);
+    let mut pids = children_of(pty.pid());
+    assert_eq!(pids.len(), 1, "one subactor: {pids:?}");
+    pids.push(pty.pid());
+
+    pty.send_line("locals");
+    let locals = pty.expect_prompt();
+    assert_before(
+        &locals,
+        &["name = \"devx\"", "nums = [1, 2, 3]", "port = 8080"],
+    );
+    for internal in INTERNALS {
+        assert!(!locals.contains(internal), "{internal} shown:\n{locals}");
+    }
+
+    pty.send_line("p port");
+    assert_before(&pty.expect_prompt(), &["port = 8080"]);
+    pty.send_line("p nums.len + port as usize");
+    assert_before(&pty.expect_prompt(), &["nums.len + port as usize = 8083"]);
+    pty.send_line("p no_such_name");
+    let unknown = pty.expect_prompt();
+    assert_before(
+        &unknown,
+        &["*** No symbol 'no_such_name' in current context"],
+    );
+
+    pty.send_line("up");
+    assert_before(&pty.expect_prompt(), &["#1 locals::inspector"]);
+    pty.send_line("locals");
+    let caller = pty.expect_prompt();
+    assert_before(&caller, &["rounds = 1", "total = 0"]);
+    for callee_s in ["name =", "nums =", "port ="] {
+        assert!(!caller.contains(callee_s), "{callee_s} in:\n{caller}");
+    }
+    pty.send_line("bt");
+    let bt = pty.expect_prompt();
+    assert!(bt.contains("->locals::inspector"), "{bt}");
+
+    pty.send_line("down");
+    assert_before(&pty.expect_prompt(), &["#0 locals::fn_with_state"]);
+    pty.send_line("p name");
+    assert_before(&pty.expect_prompt(), &["name = \"devx\""]);
+
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 0, "{rest}");
+    assert!(
+        rest.contains("devx serves 3 numbers on port 8080"),
+        "{rest}"
+    );
+    common::assert_reaped(&pids);
+    common::assert_left_nothing_in(&tmp);
+}
+
+/// Without gdb on `PATH`, `locals` and `p` of what was not captured say
+/// what is missing and how to get it, once each; `bt`, `up`, `l` and `c`
+/// work as ever.
+#[test]
+fn without_gdb_locals_and_p_explain_and_nothing_breaks() {
+    let mut pty = Pty::spawn("locals", &[("PATH", "/nonexistent")]);
+    pty.expect_prompt();
+    for command in ["locals", "p port"] {
+        pty.send_line(command);
+        let said = pty.expect_prompt();
+        assert_eq!(said.matches(NO_GDB_TO_INSPECT).count(), 1, "{said}");
+    }
+    pty.send_line("up");
+    assert_before(&pty.expect_prompt(), &["#1 locals::inspector"]);
+    pty.send_line("l");
+    assert_before(
+        &pty.expect_prompt(),
+        &["->         total += fn_with_state().await?.len();"],
+    );
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 0, "{rest}");
+}
+
+/// A crash REPL opened by `post_mortem` where the error is held: the
+/// function that raised it has returned (one line says so), its caller
+/// is still running (`up`, then its variables as they are now).
+#[test]
+fn post_mortem_s_caller_shows_its_locals_the_returned_frame_says_it_is_gone() {
+    if !common::gdb_installed() {
+        return;
+    }
+    let mut pty = Pty::spawn("pm_locals", &[]);
+    assert_before(&pty.expect_prompt(), &[CRASH_MSG, "('checker', '"]);
+    pty.send_line("locals");
+    let gone = pty.expect_prompt();
+    assert_before(
+        &gone,
+        &["*** pm_locals::parse_port has returned: its frame is gone"],
+    );
+    assert_eq!(gone.trim().lines().count(), 2, "one line: {gone}");
+    pty.send_line("up");
+    pty.expect_prompt();
+    pty.send_line("locals");
+    let caller = pty.expect_prompt();
+    assert_before(
+        &caller,
+        &["(this frame is at ", "text = \"eighty\"", "fallback = 8080"],
+    );
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 0, "{rest}");
+}
