@@ -10,12 +10,11 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::Command;
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{header, Stats};
+use common::{header, Screen, Stats};
 use expectrl::Session;
 use smol_devx::actor::debugger::install;
 use smol_devx::actor::Runtime;
@@ -33,47 +32,6 @@ fn tree() -> std::process::ExitCode {
         #[allow(unreachable_code)]
         Ok::<_, PauseError>(())
     })
-}
-
-/// The terminal, read by a thread of its own so that typing never waits
-/// on an echo no one reads.
-struct Screen {
-    shown: Arc<(Mutex<Vec<u8>>, Condvar)>,
-    keys: std::fs::File,
-}
-
-impl Screen {
-    fn new(repl: &Session) -> Self {
-        let mut master = repl.get_process().get_raw_handle().expect("the pty master");
-        let keys = master.try_clone().expect("the pty master, to type on");
-        let shown = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
-        let seen = shown.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 65536];
-            while let Ok(n @ 1..) = master.read(&mut buf) {
-                seen.0.lock().unwrap().extend_from_slice(&buf[..n]);
-                seen.1.notify_all();
-            }
-        });
-        Self { shown, keys }
-    }
-
-    /// How much was shown so far.
-    fn len(&self) -> usize {
-        self.shown.0.lock().unwrap().len()
-    }
-
-    /// Waits until `text` is shown after the first `from` bytes.
-    fn wait_for(&self, from: usize, text: &str) {
-        let (shown, grew) = &*self.shown;
-        let mut shown = shown.lock().unwrap();
-        while !shown[from..]
-            .windows(text.len())
-            .any(|w| w == text.as_bytes())
-        {
-            shown = grew.wait(shown).unwrap();
-        }
-    }
 }
 
 /// Types `p` and `bytes` characters, then Enter, and waits for the next

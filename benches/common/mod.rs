@@ -10,6 +10,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use smol_devx::codec::{encode_pld, Codec};
@@ -263,4 +264,46 @@ pub fn raw_ping_pong_between_processes() -> Stats {
     let stats = RawPingPong::over(a, None).measure("raw UDS ping-pong to another process");
     child.wait().unwrap();
     stats
+}
+
+/// The terminal, read by a thread of its own so that typing never waits
+/// on an echo no one reads.
+pub struct Screen {
+    shown: Arc<(Mutex<Vec<u8>>, Condvar)>,
+    /// The keyboard.
+    pub keys: std::fs::File,
+}
+
+impl Screen {
+    pub fn new(repl: &expectrl::Session) -> Self {
+        let mut master = repl.get_process().get_raw_handle().expect("the pty master");
+        let keys = master.try_clone().expect("the pty master, to type on");
+        let shown = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let seen = shown.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n @ 1..) = master.read(&mut buf) {
+                seen.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                seen.1.notify_all();
+            }
+        });
+        Self { shown, keys }
+    }
+
+    /// How much was shown so far.
+    pub fn len(&self) -> usize {
+        self.shown.0.lock().unwrap().len()
+    }
+
+    /// Waits until `text` is shown after the first `from` bytes.
+    pub fn wait_for(&self, from: usize, text: &str) {
+        let (shown, grew) = &*self.shown;
+        let mut shown = shown.lock().unwrap();
+        while !shown[from..]
+            .windows(text.len())
+            .any(|w| w == text.as_bytes())
+        {
+            shown = grew.wait(shown).unwrap();
+        }
+    }
 }

@@ -32,7 +32,7 @@ or your system's gdb package), then type `gdb` again";
 
 /// The native debugger on `PATH`: rust-gdb (gdb with Rust's pretty
 /// printers) when there, else gdb.
-pub(crate) fn native_debugger() -> Option<&'static str> {
+pub fn native_debugger() -> Option<&'static str> {
     ["rust-gdb", "gdb"].into_iter().find(|p| on_path(p))
 }
 
