@@ -1,7 +1,8 @@
 //! `locals`, `p <expr>`, `up` and `down` through a real terminal: gdb
 //! reads a paused actor's frames (`examples/locals.rs`), and a crash
-//! REPL's frames that are still on the stack (`examples/pm_locals.rs`);
-//! without gdb the commands explain and the REPL goes on.
+//! REPL's frames that are still on the stack (`examples/pm_locals.rs`,
+//! and a panic under `crash_handler`, whose REPL opens before it
+//! unwinds); without gdb the commands explain and the REPL goes on.
 
 mod common;
 
@@ -142,4 +143,23 @@ fn post_mortem_s_caller_shows_its_locals_the_returned_frame_says_it_is_gone() {
     pty.send_line("c");
     let (rest, code) = pty.expect_exit();
     assert_eq!(code, 0, "{rest}");
+}
+
+/// `crash_handler`'s REPL on a panic opens before the panic unwinds: the
+/// panicking closure's variables are there to read; `q` then lets the
+/// same panic go on (exit 101).
+#[test]
+fn a_panic_s_crash_repl_opens_before_unwinding_with_its_locals() {
+    if !common::gdb_installed() {
+        return;
+    }
+    let mut pty = Pty::spawn_with_args("sync_crash_handler", &["panic"], &[]);
+    assert_before(&pty.expect_prompt(), &[CRASH_MSG, "raised panic"]);
+    pty.send_line("locals");
+    assert_before(&pty.expect_prompt(), &["what = \"panic\"", "empty = []"]);
+    pty.send_line("p empty.len");
+    assert_before(&pty.expect_prompt(), &["empty.len = 0"]);
+    pty.send_line("q");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 101, "the same panic: {rest}");
 }

@@ -11,9 +11,9 @@
 //! }
 //! ```
 
-use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::panic::resume_unwind;
 
-use super::panic::{box_panic, capture_panics};
+use super::panic::{box_panic, catch_before_unwinding, shown_later, Panicked};
 use super::repl::{self, Session};
 use crate::msg::{ActorUid, RemoteError};
 use crate::report::Inspect;
@@ -64,9 +64,11 @@ impl CrashHandler {
     where
         E: std::error::Error + 'static,
     {
-        capture_panics();
         let here = process_uid();
-        match catch_unwind(AssertUnwindSafe(|| super::panic::shown_later(f))) {
+        // A panic's REPL opens in the panic hook, before unwinding: its
+        // frames are still there for `locals` and `p`.
+        let in_repl_at_panic = |f: &Panicked<'_>| open(&f.boxed(&process_uid()));
+        match catch_before_unwinding(in_repl_at_panic, || shown_later(f)) {
             Ok(Ok(value)) => Ok(Some(value)),
             Ok(Err(err)) => {
                 if !self.ignore.is_some_and(|skip| skip(&err)) {
@@ -78,8 +80,10 @@ impl CrashHandler {
                     Ok(None)
                 }
             }
-            Err(payload) => {
-                open(&box_panic(&*payload, &here));
+            Err((payload, shown)) => {
+                if !shown {
+                    open(&box_panic(&*payload, &here));
+                }
                 if self.reraise {
                     resume_unwind(payload)
                 }

@@ -22,6 +22,42 @@ std::thread_local! {
     /// kept by the hook of [`capture_panics`] until the panic is boxed:
     /// captured there, resolved to text only if it is boxed.
     static LAST_PANIC: std::cell::RefCell<Option<(Option<Site>, Backtrace)>> = const { std::cell::RefCell::new(None) };
+    /// What the hook runs for a panic on this thread before it unwinds
+    /// ([`before_unwinding`]); taken by the first panic.
+    static AT_PANIC: std::cell::Cell<Option<AtPanic>> = const { std::cell::Cell::new(None) };
+}
+
+/// Shown a panic on the panicking thread, its frames still on the stack.
+pub(crate) type AtPanic = fn(&Panicked<'_>);
+
+/// A panic as the hook sees it.
+pub(crate) struct Panicked<'a> {
+    payload: &'a (dyn Any + Send),
+    at: Option<Site>,
+    backtrace: &'a Backtrace,
+}
+
+impl Panicked<'_> {
+    /// The panic boxed as a failure of `here`.
+    pub(crate) fn boxed(&self, here: &ActorUid) -> RemoteError {
+        boxed(self.payload, here, self.at.clone(), Some(self.backtrace))
+    }
+}
+
+/// Runs `f`, catching its panic, with `at_panic` run by the hook for the
+/// first panic on this thread before it unwinds: where the panicking
+/// frames can still be read (a panic `f` catches itself counts too). A
+/// caught panic comes with whether `at_panic` ran for it: not when
+/// another hook replaced this crate's.
+pub(crate) fn catch_before_unwinding<R>(
+    at_panic: AtPanic,
+    f: impl FnOnce() -> R,
+) -> Result<R, (Box<dyn Any + Send>, bool)> {
+    capture_panics();
+    let previous = AT_PANIC.with(|a| a.replace(Some(at_panic)));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    let ran = AT_PANIC.with(|a| a.replace(previous)).is_none();
+    out.map_err(|payload| (payload, ran))
 }
 
 /// Installs (once) a panic hook that keeps each panic's location and
@@ -33,11 +69,19 @@ pub fn capture_panics() {
         std::panic::set_hook(Box::new(move |info| {
             let at = info.location().map(Site::from);
             let backtrace = Backtrace::force_capture();
-            let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some((at, backtrace)));
             let later = SHOWN_LATER.try_with(|s| s.get()).unwrap_or(false);
             if !(later && crate::debug::host::current().is_some()) {
                 previous(info);
             }
+            if let Some(at_panic) = AT_PANIC.try_with(|a| a.take()).ok().flatten() {
+                let payload = info.payload();
+                at_panic(&Panicked {
+                    payload,
+                    at: at.clone(),
+                    backtrace: &backtrace,
+                });
+            }
+            let _ = LAST_PANIC.try_with(|last| *last.borrow_mut() = Some((at, backtrace)));
         }));
     });
 }
@@ -45,23 +89,34 @@ pub fn capture_panics() {
 /// Boxes a caught panic: its message, and where it happened and its
 /// backtrace when [`capture_panics`] saw it on this thread.
 pub fn box_panic(payload: &(dyn Any + Send), here: &ActorUid) -> RemoteError {
+    let seen = LAST_PANIC
+        .try_with(|last| last.borrow_mut().take())
+        .ok()
+        .flatten();
+    match seen {
+        Some((at, backtrace)) => boxed(payload, here, at, Some(&backtrace)),
+        None => boxed(payload, here, None, None),
+    }
+}
+
+fn boxed(
+    payload: &(dyn Any + Send),
+    here: &ActorUid,
+    at: Option<Site>,
+    backtrace: Option<&Backtrace>,
+) -> RemoteError {
     let mut message = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic with a non-string payload".into());
-    let seen = LAST_PANIC
-        .try_with(|last| last.borrow_mut().take())
-        .ok()
-        .flatten();
-    let Some((at, backtrace)) = seen else {
-        return RemoteError::new(PANIC_TYPE, message, here.clone());
-    };
     if let Some(at) = &at {
         message = format!("{message} (at {at})");
     }
-    let mut boxed =
-        RemoteError::new(PANIC_TYPE, message, here.clone()).with_backtrace(backtrace.to_string());
+    let mut boxed = RemoteError::new(PANIC_TYPE, message, here.clone());
+    if let Some(backtrace) = backtrace {
+        boxed = boxed.with_backtrace(backtrace.to_string());
+    }
     boxed.site = at;
     boxed
 }
@@ -127,6 +182,34 @@ mod tests {
             "{}",
             err.backtrace
         );
+    }
+
+    #[test]
+    fn at_panic_runs_on_the_panicking_thread_before_unwinding() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        static UNWOUND: AtomicBool = AtomicBool::new(false);
+        static SEEN_BEFORE_UNWINDING: AtomicBool = AtomicBool::new(false);
+        struct Frame;
+        impl Drop for Frame {
+            fn drop(&mut self) {
+                UNWOUND.store(true, SeqCst);
+            }
+        }
+        fn at_panic(p: &Panicked<'_>) {
+            let err = p.boxed(&ActorUid::new("a", "1"));
+            let here = err.message.starts_with("early (at src/debug/panic.rs:");
+            SEEN_BEFORE_UNWINDING.store(here && !UNWOUND.load(SeqCst), SeqCst);
+        }
+        let caught = catch_before_unwinding(at_panic, || {
+            let _frame = Frame;
+            panic!("early");
+        });
+        let (_, ran) = caught.unwrap_err();
+        assert!(ran && UNWOUND.load(SeqCst));
+        assert!(SEEN_BEFORE_UNWINDING.load(SeqCst));
+        // Only once: the next panic on this thread is not shown again.
+        let again = catch_before_unwinding(at_panic, || Ok::<(), ()>(()));
+        assert!(matches!(again, Ok(Ok(()))));
     }
 
     #[test]
