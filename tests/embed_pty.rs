@@ -57,6 +57,11 @@ fn drive(example: &str, usr1: bool) {
     let before = pty.expect_prompt();
     assert_before(&before, &["x = 42"]);
     seen.push_str(&before);
+    // gdb reads the pauser's frame from the host executor's poll too.
+    if !usr1 && common::gdb_installed() {
+        pty.send_line("p x + 1");
+        assert_before(&pty.expect_prompt(), &["x + 1 = 43"]);
+    }
     // The host's executor (async-std's, or smol's) shows no frame.
     pty.send_line("bt");
     let bt = pty.expect_prompt();

@@ -1,6 +1,8 @@
 //! `crash_handler`: a crash REPL for plain synchronous code with no actor
 //! runtime (a CLI's `main`, a command handler). A standalone process owns
-//! its terminal, so no tree lock is taken.
+//! its terminal, so no tree lock is taken. A panic's REPL opens before
+//! the panic unwinds, on the panicking thread: `locals` and `p` read the
+//! frame that panicked.
 //!
 //! ```no_run
 //! use smol_devx::debug::crash::crash_handler;
