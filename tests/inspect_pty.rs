@@ -4,6 +4,8 @@
 //! and a panic under `crash_handler`, whose REPL opens before it
 //! unwinds); without gdb the commands explain and the REPL goes on.
 
+#![cfg(feature = "runtime")]
+
 mod common;
 
 use common::pty::{assert_before, Pty};
