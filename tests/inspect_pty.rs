@@ -117,6 +117,39 @@ fn without_gdb_locals_and_p_explain_and_nothing_breaks() {
     assert_eq!(code, 0, "{rest}");
 }
 
+/// Where gdb cannot attach (ptrace denied: Yama's `ptrace_scope`, a
+/// container without `CAP_SYS_PTRACE`), `locals` says why and what to
+/// allow, in one line, and the REPL goes on. The denial is gdb's own
+/// message, from a stand-in `gdb` on `PATH` that fails as gdb does.
+#[test]
+fn ptrace_denied_is_explained_in_one_line_and_the_repl_goes_on() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = common::fresh_tmpdir("denied-gdb");
+    let gdb = bin.join("gdb");
+    let denial = "ptrace: Operation not permitted.";
+    std::fs::write(&gdb, format!("#!/bin/sh\necho '{denial}' >&2\nexit 1\n")).unwrap();
+    std::fs::set_permissions(&gdb, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut pty = Pty::spawn("locals", &[("PATH", bin.to_str().unwrap())]);
+    pty.expect_prompt();
+    pty.send_line("locals");
+    let said = pty.expect_prompt();
+    assert_before(
+        &said,
+        &[
+            "*** gdb could not attach to this process (",
+            denial,
+            "allow ptrace",
+        ],
+    );
+    assert_eq!(said.trim().lines().count(), 2, "one line: {said}");
+    pty.send_line("bt");
+    assert_before(&pty.expect_prompt(), &["->locals::fn_with_state"]);
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 0, "{rest}");
+    std::fs::remove_dir_all(&bin).unwrap();
+}
+
 /// A crash REPL opened by `post_mortem` where the error is held: the
 /// function that raised it has returned (one line says so), its caller
 /// is still running (`up`, then its variables as they are now).
