@@ -606,8 +606,8 @@ commands:
   l, list         source around the pause, or where the failure was
                   raised, or in the selected frame
   locals          the selected frame's variables (from gdb)
-  p EXPR          a value captured by pause!(EXPR, ...), else EXPR
-                  evaluated by gdb in the selected frame
+  p EXPR          EXPR evaluated by gdb in the selected frame; a name
+                  that pause!(name, ...) captured shows that value
   lock            the tree lock's state
   tasks [json]    this process's task tree, as text or JSON
   gdb             attach gdb to this process on this terminal; back here
