@@ -117,6 +117,32 @@ fn without_gdb_locals_and_p_explain_and_nothing_breaks() {
     assert_eq!(code, 0, "{rest}");
 }
 
+/// rustup puts a `rust-gdb` on `PATH` with every toolchain, which runs
+/// gdb: with no gdb beside it, `locals` and `gdb` say gdb is missing
+/// (never run it to fail obscurely).
+#[test]
+fn a_rust_gdb_without_gdb_is_no_debugger() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = common::fresh_tmpdir("rust-gdb-alone");
+    let rust_gdb = bin.join("rust-gdb");
+    std::fs::write(
+        &rust_gdb,
+        "#!/bin/sh\necho 'rust-gdb: gdb: not found' >&2\nexit 127\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&rust_gdb, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut pty = Pty::spawn("locals", &[("PATH", bin.to_str().unwrap())]);
+    pty.expect_prompt();
+    pty.send_line("locals");
+    assert_before(&pty.expect_prompt(), &[NO_GDB_TO_INSPECT]);
+    pty.send_line("gdb");
+    assert_before(&pty.expect_prompt(), &[smol_devx::debug::gdb::NO_GDB]);
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 0, "{rest}");
+    std::fs::remove_dir_all(&bin).unwrap();
+}
+
 /// Where gdb cannot attach (ptrace denied: Yama's `ptrace_scope`, a
 /// container without `CAP_SYS_PTRACE`), `locals` says why and what to
 /// allow, in one line, and the REPL goes on. The denial is gdb's own

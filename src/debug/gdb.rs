@@ -31,9 +31,17 @@ pub const NO_GDB: &str = "*** gdb is not installed here: install it (e.g. `apt-g
 or your system's gdb package), then type `gdb` again";
 
 /// The native debugger on `PATH`: rust-gdb (gdb with Rust's pretty
-/// printers) when there, else gdb.
+/// printers) when there, else gdb; none without gdb, which rust-gdb runs
+/// (rustup installs rust-gdb with every toolchain, gdb or not).
 pub fn native_debugger() -> Option<&'static str> {
-    ["rust-gdb", "gdb"].into_iter().find(|p| on_path(p))
+    if !on_path("gdb") {
+        return None;
+    }
+    Some(if on_path("rust-gdb") {
+        "rust-gdb"
+    } else {
+        "gdb"
+    })
 }
 
 /// Runs `f` (which starts a debugger on this process) with any process
