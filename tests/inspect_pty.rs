@@ -93,6 +93,31 @@ fn locals_p_up_and_down_read_the_paused_frames_through_gdb() {
     common::assert_left_nothing_in(&tmp);
 }
 
+/// A ctrl-c sent to the terminal's process group while gdb answers (it
+/// holds the actor stopped meanwhile) reaches neither gdb nor the answer:
+/// the REPL shields it, gdb runs in a group of its own.
+#[test]
+fn ctrl_c_while_gdb_answers_leaves_the_answer_and_the_actor_whole() {
+    if !common::gdb_installed() {
+        return;
+    }
+    let mut pty = Pty::spawn("locals", &[]);
+    pty.expect_prompt();
+    pty.send_line("locals");
+    // gdb takes a good half second: ctrl-c through all of it, at
+    // start-up, while it reads symbols, while it holds the actor stopped.
+    for _ in 0..12 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        pty.signal_group(rustix::process::Signal::INT);
+    }
+    assert_before(&pty.expect_prompt(), &["name = \"devx\"", "port = 8080"]);
+    pty.send_line("p port");
+    assert_before(&pty.expect_prompt(), &["port = 8080"]);
+    pty.send_line("c");
+    let (rest, code) = pty.expect_exit();
+    assert_eq!(code, 0, "{rest}");
+}
+
 /// Without gdb on `PATH`, `locals` and `p` of what was not captured say
 /// what is missing and how to get it, once each; `bt`, `up`, `l` and `c`
 /// work as ever.

@@ -81,6 +81,9 @@ pub(crate) fn ask(
         .env("SMOL_DEVX_LINE", frame.line.to_string())
         .env("SMOL_DEVX_NTH", frame.nth.to_string())
         .stdin(std::process::Stdio::null());
+    // Out of the terminal's process group: a ctrl-c typed meanwhile must
+    // not kill gdb while it holds this process stopped.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     match query {
         Query::Locals => cmd.env("SMOL_DEVX_QUERY", "locals"),
         Query::Print(expr) => cmd.env("SMOL_DEVX_QUERY", "p").env("SMOL_DEVX_EXPR", expr),
