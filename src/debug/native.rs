@@ -1,9 +1,9 @@
 //! `locals` and `p <expr>`: gdb asked, in batch mode, about a frame that
 //! is still on one of this process's stacks.
 //!
-//! Each question attaches gdb, finds the frame by its source line on the
-//! thread that holds it, answers, and detaches (a few hundred
-//! milliseconds; `cargo bench --bench repl` measures it). The question
+//! Each question attaches gdb, finds the frame on the thread that holds
+//! it, answers, and detaches (0.6-0.7 s in a debug build; `cargo bench
+//! --bench inspect` measures it). The question
 //! must be asked while that thread is inside the frame: a pause asks from
 //! the paused task's own poll, `crash_handler` from its own thread.
 
@@ -41,7 +41,7 @@ pub(crate) type Native = Arc<dyn Fn(&LiveFrame, &Query) -> Result<String, String
 
 /// A [`Native`] for a REPL that runs on the thread holding its frames.
 pub(crate) fn on_this_thread() -> Native {
-    let thread = rustix::thread::gettid();
+    let thread = this_thread();
     Arc::new(move |frame, query| ask(thread, frame, query))
 }
 
