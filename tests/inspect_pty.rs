@@ -58,6 +58,11 @@ fn locals_p_up_and_down_read_the_paused_frames_through_gdb() {
     assert_before(&pty.expect_prompt(), &["port = 8080"]);
     pty.send_line("p nums.len + port as usize");
     assert_before(&pty.expect_prompt(), &["nums.len + port as usize = 8083"]);
+    // A Vec, which gdb shows only through Rust's pretty printer, indexes.
+    pty.send_line("p nums[1]");
+    assert_before(&pty.expect_prompt(), &["nums[1] = 2"]);
+    pty.send_line("p nums[7]");
+    assert_before(&pty.expect_prompt(), &["*** index 7 out of range for nums"]);
     pty.send_line("p no_such_name");
     let unknown = pty.expect_prompt();
     assert_before(

@@ -10,6 +10,7 @@
 # What it prints between two MARK lines is the REPL's answer; a line
 # starting with "!" is a failure, said in one line.
 import os
+import re
 
 import gdb
 
@@ -102,6 +103,29 @@ def cut(text, limit, more):
     return text if len(text) <= limit else text[:limit] + "... " + more
 
 
+INDEXED = re.compile(r"^(.+)\[\s*(\d+)\s*\]$")
+
+
+def evaluate(expr):
+    """gdb's value of expr; `v[i]` also where v is a sequence gdb only
+    shows through a pretty printer (a Vec, a VecDeque), which gdb's own
+    Rust expressions cannot index."""
+    try:
+        return gdb.parse_and_eval(expr)
+    except gdb.error:
+        indexed = INDEXED.match(expr)
+        if indexed is None:
+            raise
+        base, index = evaluate(indexed.group(1)), int(indexed.group(2))
+        shown = gdb.default_visualizer(base)
+        if shown is None or not hasattr(shown, "children"):
+            raise
+        for i, (_, child) in enumerate(shown.children()):
+            if i == index:
+                return child if isinstance(child, gdb.Value) else gdb.Value(child)
+        raise gdb.error("index %d out of range for %s" % (index, indexed.group(1).strip()))
+
+
 def frame_locals(frame):
     try:
         block = frame.block()
@@ -148,7 +172,7 @@ def main():
         answer(now + frame_locals(frame))
         return
     try:
-        value = gdb.parse_and_eval(env["SMOL_DEVX_EXPR"])
+        value = evaluate(env["SMOL_DEVX_EXPR"])
         answer([cut(render(value), MAX_VALUE, "(cut)")])
     except gdb.error as e:
         answer(["! " + " ".join(str(e).split())])
