@@ -25,6 +25,17 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A fresh directory holding one executable `program`, a shell `script`:
+/// a `PATH` with a stand-in for a real tool.
+fn path_with_stand_in(dir: &str, program: &str, script: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = common::fresh_tmpdir(dir);
+    let path = bin.join(program);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
 /// The actor runtime's own state, which `locals` leaves out.
 const INTERNALS: [&str; 3] = ["__awaitee", "_task_context", "_ref__"];
 
@@ -152,15 +163,8 @@ fn without_gdb_locals_and_p_explain_and_nothing_breaks() {
 /// (never run it to fail obscurely).
 #[test]
 fn a_rust_gdb_without_gdb_is_no_debugger() {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = common::fresh_tmpdir("rust-gdb-alone");
-    let rust_gdb = bin.join("rust-gdb");
-    std::fs::write(
-        &rust_gdb,
-        "#!/bin/sh\necho 'rust-gdb: gdb: not found' >&2\nexit 127\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&rust_gdb, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = "echo 'rust-gdb: gdb: not found' >&2\nexit 127\n";
+    let bin = path_with_stand_in("rust-gdb-alone", "rust-gdb", script);
     let mut pty = Pty::spawn("locals", &[("PATH", bin.to_str().unwrap())]);
     pty.expect_prompt();
     pty.send_line("locals");
@@ -179,12 +183,9 @@ fn a_rust_gdb_without_gdb_is_no_debugger() {
 /// message, from a stand-in `gdb` on `PATH` that fails as gdb does.
 #[test]
 fn ptrace_denied_is_explained_in_one_line_and_the_repl_goes_on() {
-    use std::os::unix::fs::PermissionsExt;
-    let bin = common::fresh_tmpdir("denied-gdb");
-    let gdb = bin.join("gdb");
     let denial = "ptrace: Operation not permitted.";
-    std::fs::write(&gdb, format!("#!/bin/sh\necho '{denial}' >&2\nexit 1\n")).unwrap();
-    std::fs::set_permissions(&gdb, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = format!("echo '{denial}' >&2\nexit 1\n");
+    let bin = path_with_stand_in("denied-gdb", "gdb", &script);
     let mut pty = Pty::spawn("locals", &[("PATH", bin.to_str().unwrap())]);
     pty.expect_prompt();
     pty.send_line("locals");

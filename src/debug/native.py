@@ -29,6 +29,10 @@ def answer(lines):
     print(MARK)
 
 
+def relative(path):
+    return path[2:] if path.startswith("./") else path
+
+
 def find_frame(tid, wanted_file, wanted_line, nth):
     """The nth frame, innermost first, of the function holding
     wanted_file:wanted_line on thread tid: the backtrace saw the frame at
@@ -37,7 +41,7 @@ def find_frame(tid, wanted_file, wanted_line, nth):
     if thread is None:
         return None
     thread.switch()
-    wanted_file = wanted_file[2:] if wanted_file.startswith("./") else wanted_file
+    wanted_file = relative(wanted_file)
     frames = []
     frame = gdb.newest_frame()
     while frame is not None:
@@ -59,8 +63,7 @@ def at(frame, wanted_file, wanted_line):
     sal = frame.find_sal()
     if sal.symtab is None or sal.line != wanted_line:
         return False
-    name = sal.symtab.filename
-    name = name[2:] if name.startswith("./") else name
+    name = relative(sal.symtab.filename)
     return name == wanted_file or sal.symtab.fullname().endswith("/" + wanted_file)
 
 
@@ -157,7 +160,8 @@ def frame_locals(frame):
 
 def main():
     env = os.environ
-    frame = find_frame(int(env["SMOL_DEVX_TID"]), env["SMOL_DEVX_FILE"], int(env["SMOL_DEVX_LINE"]), int(env["SMOL_DEVX_NTH"]))
+    line = int(env["SMOL_DEVX_LINE"])
+    frame = find_frame(int(env["SMOL_DEVX_TID"]), env["SMOL_DEVX_FILE"], line, int(env["SMOL_DEVX_NTH"]))
     if frame is None:
         answer(["! gone"])
         return
@@ -166,7 +170,7 @@ def main():
     # caller, now in post_mortem): what it holds now is shown.
     sal = frame.find_sal()
     now = []
-    if sal.symtab is not None and sal.line != int(env["SMOL_DEVX_LINE"]):
+    if sal.symtab is not None and sal.line != line:
         now = ["(this frame is at %s:%d now)" % (sal.symtab.filename, sal.line)]
     if env["SMOL_DEVX_QUERY"] == "locals":
         answer(now + frame_locals(frame))

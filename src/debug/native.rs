@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::gdb::{native_debugger, with_ptrace_allowed};
 
 /// What the REPL asks about a frame.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) enum Query {
     /// `locals`: the frame's variables, runtime state left out.
     Locals,
@@ -24,7 +24,7 @@ pub(crate) enum Query {
 /// function holding the line where the backtrace saw it (names alone
 /// differ between Rust's backtraces and gdb: `{{closure}}` and
 /// `{async_fn#0}`, `Type::method` and `{impl#0}::method`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub(crate) struct LiveFrame {
     /// The function, as the backtrace names it.
     pub function: String,

@@ -23,7 +23,7 @@ std::thread_local! {
     /// captured there, resolved to text only if it is boxed.
     static LAST_PANIC: std::cell::RefCell<Option<(Option<Site>, Backtrace)>> = const { std::cell::RefCell::new(None) };
     /// What the hook runs for a panic on this thread before it unwinds
-    /// ([`before_unwinding`]); taken by the first panic.
+    /// ([`catch_before_unwinding`]); taken by the first panic.
     static AT_PANIC: std::cell::Cell<Option<AtPanic>> = const { std::cell::Cell::new(None) };
 }
 
@@ -207,9 +207,21 @@ mod tests {
         let (_, ran) = caught.unwrap_err();
         assert!(ran && UNWOUND.load(SeqCst));
         assert!(SEEN_BEFORE_UNWINDING.load(SeqCst));
-        // Only once: the next panic on this thread is not shown again.
-        let again = catch_before_unwinding(at_panic, || Ok::<(), ()>(()));
+        // Once per call: a panic `f` catches itself takes it, the next
+        // one does not run it again; without a panic, `f`'s value.
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        fn count(_: &Panicked<'_>) {
+            RUNS.fetch_add(1, SeqCst);
+        }
+        let twice = catch_before_unwinding(count, || {
+            let _ = std::panic::catch_unwind(|| panic!("caught inside"));
+            panic!("second");
+        });
+        assert!(matches!(twice, Err((_, true))));
+        assert_eq!(RUNS.load(SeqCst), 1);
+        let again = catch_before_unwinding(count, || Ok::<(), ()>(()));
         assert!(matches!(again, Ok(Ok(()))));
+        assert_eq!(RUNS.load(SeqCst), 1);
     }
 
     #[test]
